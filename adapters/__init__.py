@@ -1,0 +1,1 @@
+"""Framework glue (LangChain)."""

@@ -1,0 +1,1 @@
+"""Segment cache: one small interface, several backends (embedded LRU, Redis)."""

@@ -1,0 +1,1 @@
+"""Evaluation: LongBench-format datasets, metrics, runners and reports."""

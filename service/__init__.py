@@ -1,0 +1,1 @@
+"""HTTP service, OpenAI-compatible proxy, backend launcher and the command line."""
