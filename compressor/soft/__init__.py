@@ -1,0 +1,1 @@
+"""CompLLM-style segment-wise soft compression (concept embeddings for a local decoder)."""
