@@ -1,0 +1,155 @@
+"""Honest baselines implementing the `Compressor` protocol: truncation and seeded random word drop.
+
+Both meet the same budget the real compressors get (`rate` of the tiktoken tokens, or
+`target_tokens`), and report tiktoken counts of what they actually produced. Several contexts are
+treated like one text joined by blank lines (a truncation of a document list keeps its first
+documents), except that random drop handles each context on its own at the same rate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from promptpress.compressor.options import CompressOptions
+from promptpress.compressor.result import CompressionResult, ContextResult
+from promptpress.compressor.tokens import DEFAULT_ENCODING, get_encoding
+
+_WORD = re.compile(r"\s*\S+")
+_JOIN = "\n\n"
+
+
+def _contexts(context: str | Sequence[str]) -> list[str]:
+    if isinstance(context, str):
+        return [context]
+    if not all(isinstance(c, str) for c in context):
+        raise TypeError("context must be a string or a sequence of strings")
+    return list(context)
+
+
+def _options(options: CompressOptions | None, overrides: dict[str, Any]) -> CompressOptions:
+    options = options or CompressOptions()
+    return options.with_overrides(**overrides) if overrides else options.validate()
+
+
+def _budget(total: int, options: CompressOptions) -> int:
+    if options.target_tokens is not None:
+        return min(total, options.target_tokens)
+    return min(total, max(1, round(total * options.rate)))
+
+
+class _Baseline:
+    name = "baseline"
+    method = "baseline"
+
+    def __init__(self, encoding: str = DEFAULT_ENCODING) -> None:
+        self.encoding = encoding
+        self._enc = get_encoding(encoding)
+
+    def count(self, text: str) -> int:
+        return len(self._enc.encode_ordinary(text))
+
+    def _result(self, originals: list[str], outputs: list[str]) -> CompressionResult:
+        contexts = [
+            ContextResult(
+                index=i, text=out, original_tokens=self.count(orig), compressed_tokens=self.count(out)
+            )
+            for i, (orig, out) in enumerate(zip(originals, outputs, strict=True))
+        ]
+        text = _JOIN.join(out for out in outputs if out)
+        return CompressionResult(
+            compressed_text=text,
+            contexts=contexts,
+            original_tokens=self.count(_JOIN.join(originals)),
+            compressed_tokens=self.count(text),
+            model=self.name,
+            method=self.method,
+        )
+
+
+class TruncationCompressor(_Baseline):
+    """Keep the first tokens (`keep="head"`) or the first and last halves (`keep="head_tail"`,
+    LongBench's middle truncation) of the joined contexts."""
+
+    def __init__(self, keep: Literal["head", "head_tail"] = "head", encoding: str = DEFAULT_ENCODING) -> None:
+        if keep not in ("head", "head_tail"):
+            raise ValueError(f"keep must be 'head' or 'head_tail', got {keep!r}")
+        super().__init__(encoding)
+        self.keep = keep
+        self.name = "truncate" if keep == "head" else "truncate_head_tail"
+        self.method = self.name
+
+    def compress(
+        self, context: str | Sequence[str], options: CompressOptions | None = None, /, **overrides: Any
+    ) -> CompressionResult:
+        originals = _contexts(context)
+        opts = _options(options, overrides)
+        ids = [self._enc.encode_ordinary(c) for c in originals]
+        budget = _budget(sum(len(i) for i in ids), opts)
+        head = budget if self.keep == "head" else (budget + 1) // 2
+        heads = _allot([len(i) for i in ids], head)
+        tails = _allot([len(i) for i in reversed(ids)], budget - head)[::-1]
+        outputs = []
+        for text, tokens, h, t in zip(originals, ids, heads, tails, strict=True):
+            if h + t >= len(tokens):
+                outputs.append(text)
+            else:
+                outputs.append(self._enc.decode(tokens[:h]) + (self._enc.decode(tokens[-t:]) if t else ""))
+        return self._result(originals, outputs)
+
+
+def _allot(counts: Sequence[int], budget: int) -> list[int]:
+    """Spend `budget` on `counts` in order: how many tokens each item keeps."""
+    kept = []
+    for n in counts:
+        kept.append(min(n, budget))
+        budget -= kept[-1]
+    return kept
+
+
+class RandomDropCompressor(_Baseline):
+    """Drop whole words at random until each context fits its share of the budget.
+
+    The choice depends only on `seed` and the text, not on call order, so runs are reproducible
+    whatever the concurrency.
+    """
+
+    name = "random"
+    method = "random_drop"
+
+    def __init__(self, seed: int = 0, encoding: str = DEFAULT_ENCODING) -> None:
+        super().__init__(encoding)
+        self.seed = seed
+
+    def _drop(self, text: str, budget: int) -> str:
+        words = _WORD.findall(text)
+        lengths = [len(self._enc.encode_ordinary(w)) for w in words]
+        if sum(lengths) <= budget:
+            return text
+        digest = hashlib.sha256(f"{self.seed}\0{text}".encode()).hexdigest()
+        order = list(range(len(words)))
+        random.Random(digest).shuffle(order)
+        keep: set[int] = set()
+        used = 0
+        for i in order:
+            if used + lengths[i] <= budget:
+                keep.add(i)
+                used += lengths[i]
+        return "".join(words[i] for i in sorted(keep)).strip()
+
+    def compress(
+        self, context: str | Sequence[str], options: CompressOptions | None = None, /, **overrides: Any
+    ) -> CompressionResult:
+        originals = _contexts(context)
+        opts = _options(options, overrides)
+        counts = [self.count(c) for c in originals]
+        total = sum(counts)
+        budget = _budget(total, opts)
+        outputs = [
+            self._drop(text, max(1, round(budget * n / total)) if total else 0) if n else text
+            for text, n in zip(originals, counts, strict=True)
+        ]
+        return self._result(originals, outputs)

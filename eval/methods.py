@@ -1,0 +1,151 @@
+"""Compression methods the runner compares, named on the command line.
+
+- `none`: the uncompressed context (the reference every other method is measured against);
+- `truncate` (keep the head), `truncate_head_tail`, `random` (seeded word drop): baselines;
+- `classifier` or `classifier:MODEL`: the token-classification compressor (`load_compressor`);
+- `soft`: the segment-wise soft compressor, once a factory is registered with `register_method`
+  (its reader is a local decoder fed embeddings, so it plugs in through the same hook);
+- `module:attr` or `NAME=module:attr`: any `Compressor` object, a zero-argument factory returning
+  one, or a plain function `fn(context: str, rate: float) -> str`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from promptpress.compressor.options import CompressOptions, Compressor
+from promptpress.compressor.result import CompressionResult, ContextResult
+from promptpress.compressor.tokens import count_tokens
+
+from .baselines import RandomDropCompressor, TruncationCompressor
+
+NONE = "none"
+BUILTIN = ("none", "truncate", "truncate_head_tail", "random", "classifier", "soft")
+_REGISTRY: dict[str, Callable[[], Compressor]] = {}
+
+
+class MethodError(ValueError):
+    """A method name that cannot be resolved."""
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    compressor: Compressor | None  # None: the context is sent as is
+
+
+class CallableCompressor:
+    """Adapts `fn(context, rate) -> compressed text` to the `Compressor` protocol (tiktoken counts)."""
+
+    method = "callable"
+
+    def __init__(self, fn: Callable[[str, float], str], name: str) -> None:
+        self.fn = fn
+        self.name = name
+
+    def compress(
+        self, context: str | Sequence[str], options: CompressOptions | None = None, /, **overrides: Any
+    ) -> CompressionResult:
+        opts = (options or CompressOptions()).with_overrides(**overrides)
+        texts = [context] if isinstance(context, str) else list(context)
+        outs = [str(self.fn(t, opts.rate)) for t in texts]
+        contexts = [
+            ContextResult(i, o, count_tokens(t), count_tokens(o))
+            for i, (t, o) in enumerate(zip(texts, outs, strict=True))
+        ]
+        joined = "\n\n".join(outs)
+        return CompressionResult(
+            compressed_text=joined,
+            contexts=contexts,
+            original_tokens=count_tokens("\n\n".join(texts)),
+            compressed_tokens=count_tokens(joined),
+            model=self.name,
+            method=self.method,
+        )
+
+
+def register_method(name: str, factory: Callable[[], Compressor]) -> None:
+    """Make `name` usable in `--methods` (e.g. the soft compressor's engineers register "soft")."""
+    if not name or any(ch in name for ch in ",:="):
+        raise MethodError(f"bad method name {name!r}")
+    _REGISTRY[name] = factory
+
+
+def _from_object(obj: Any, name: str) -> Compressor:
+    if isinstance(obj, Compressor) and not inspect.isclass(obj):
+        return obj
+    if not callable(obj):
+        raise MethodError(f"{name}: {obj!r} is neither a Compressor nor callable")
+    try:
+        params = [
+            p
+            for p in inspect.signature(obj).parameters.values()
+            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        params = []
+    if len(params) >= 2:
+        return CallableCompressor(obj, name)
+    made = obj()
+    if not isinstance(made, Compressor):
+        raise MethodError(f"{name}: the factory returned {type(made).__name__}, not a Compressor")
+    return made
+
+
+def _import(path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise MethodError(f"cannot import {module_name!r} for method {path!r}: {exc}") from exc
+    target: Any = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise MethodError(f"{module_name} has no attribute {attr!r}")
+        target = getattr(target, part)
+    return target
+
+
+def make_method(spec: str, *, seed: int = 0, classifier_backend: str = "torch") -> Method:
+    """Resolve one method name from the command line."""
+    spec = spec.strip()
+    if spec == NONE:
+        return Method(NONE, None)
+    if spec in ("truncate", "truncate_head_tail"):
+        return Method(spec, TruncationCompressor("head" if spec == "truncate" else "head_tail"))
+    if spec == "random":
+        return Method(spec, RandomDropCompressor(seed=seed))
+    if spec == "classifier" or spec.startswith("classifier:"):
+        from promptpress.compressor import load_compressor  # type: ignore[attr-defined]
+
+        model = spec.partition(":")[2] or None
+        return Method(spec, load_compressor(model, backend=classifier_backend))
+    if spec in _REGISTRY:
+        return Method(spec, _from_object(_REGISTRY[spec], spec))
+    if spec == "soft":
+        raise MethodError(
+            "no soft compressor is registered: call promptpress.eval.methods.register_method('soft', factory) "
+            "or pass --methods soft=module:factory"
+        )
+    name, sep, path = spec.partition("=")
+    if not sep:
+        name, path = spec, spec
+    if ":" not in path:
+        known = ", ".join([*BUILTIN, *sorted(_REGISTRY)])
+        raise MethodError(f"unknown method {spec!r}; known: {known}, or module:attr")
+    return Method(name, _from_object(_import(path), name))
+
+
+def parse_methods(text: str | Sequence[str], **kwargs: Any) -> list[Method]:
+    specs = [s for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
+    if not specs:
+        raise MethodError("no methods given")
+    methods = [make_method(s, **kwargs) for s in specs]
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names):
+        raise MethodError(f"duplicate method names in {names}")
+    return methods
