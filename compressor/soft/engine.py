@@ -1,0 +1,188 @@
+"""Inference with the soft compressor: contexts -> cached concept embeddings -> generation.
+
+    from promptpress.compressor.soft.engine import SoftCompressor
+    soft = SoftCompressor.from_pretrained()                 # shipped weights, packaged Qwen decoder
+    out = soft.generate(["...long context..."], "What did they decide?", max_new_tokens=64)
+    out.text, out.prompt_positions, out.original_positions, out.cache_hits
+
+Each context is segmented on its own (`segmenter`), each segment's concept embeddings are looked
+up in the segment cache (fp16, keyed by encoder fingerprint + token ids) and only the misses are
+encoded, in batches. The frozen decoder then reads prefix + concept embeddings + question.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from ..assets import DEFAULT_DECODER
+from .decoder import load_decoder
+from .generation import greedy_generate
+from .model import ConceptEncoder, SoftConfig
+from .prompt import ChatLayout
+from .quantize import apply_precision
+from .segmenter import Segment, segment_text
+from .store import SegmentCacheLike, decode_embeddings, encode_embeddings, segment_key
+
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "soft"
+
+
+@dataclass
+class SoftPrompt:
+    """The decoder input for one request and how it was obtained."""
+
+    embeds: torch.Tensor  # (positions, hidden)
+    original_positions: int  # prompt length had the context been sent as tokens
+    segments: int
+    cache_hits: int
+    compress_seconds: float
+
+
+@dataclass
+class SoftGeneration:
+    text: str
+    token_ids: list[int]
+    prompt_positions: int
+    original_positions: int
+    cache_hits: int
+    segments: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class SoftCompressor:
+    def __init__(
+        self,
+        encoder: ConceptEncoder,
+        tokenizer: PreTrainedTokenizerBase,
+        cache: SegmentCacheLike | None = None,
+        layout: ChatLayout | None = None,
+        batch_size: int = 64,
+    ):
+        self.encoder = encoder.eval()
+        self.tokenizer = tokenizer
+        self.cache = cache
+        self.layout = layout or ChatLayout.from_tokenizer(tokenizer)
+        self.batch_size = batch_size
+        self.fingerprint = encoder.fingerprint()
+        self.hidden_size = encoder.causal_lm.get_input_embeddings().weight.shape[1]
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        weights: str | os.PathLike[str] | None = None,
+        decoder: str | None = None,
+        precision: str = "fp32",
+        cache: SegmentCacheLike | None = None,
+        bypass: bool = False,
+    ) -> SoftCompressor:
+        """Load the decoder and the trained weights (default: the ones shipped in the package).
+
+        With ``bypass=True`` no weights are loaded and concept embeddings are token embeddings.
+        """
+        if bypass:
+            model, tokenizer = load_decoder(decoder or DEFAULT_DECODER)
+            encoder = ConceptEncoder(model, bypass=True)
+        else:
+            path = Path(weights) if weights is not None else SHIPPED_WEIGHTS
+            config = SoftConfig.from_json((path / "soft_config.json").read_text()) if path.is_dir() else None
+            if config is None:
+                raise FileNotFoundError(
+                    f"no soft-compressor weights at {path}; train some with `promptpress train-soft` "
+                    "or pass bypass=True"
+                )
+            model, tokenizer = load_decoder(decoder or config.decoder)
+            encoder = ConceptEncoder.load(path, model)
+        apply_precision(encoder, precision)
+        return cls(encoder, tokenizer, cache=cache)
+
+    # -- compression -------------------------------------------------------------------------
+    def segments(self, contexts: Sequence[str]) -> list[Segment]:
+        if isinstance(contexts, str):
+            raise TypeError("contexts must be a sequence of strings, not one string")
+        s = self.encoder.config.segment_tokens
+        return [seg for ctx in contexts for seg in segment_text(ctx, self.tokenizer, s)]
+
+    @torch.no_grad()
+    def concept_embeddings(self, segments: Sequence[Segment]) -> tuple[list[torch.Tensor], int]:
+        """Concept embeddings of each segment (cache first); returns (embeddings, cache hits)."""
+        keys = [segment_key(self.fingerprint, s.token_ids) for s in segments]
+        found: list[torch.Tensor | None] = [None] * len(segments)
+        if self.cache is not None and segments:
+            for i, blob in enumerate(_safe_get(self.cache, keys)):
+                if blob is not None:
+                    try:
+                        found[i] = decode_embeddings(blob, self.hidden_size)
+                    except ValueError:
+                        found[i] = None  # a corrupt entry is recomputed and overwritten
+        hits = sum(f is not None for f in found)
+        missing = [i for i, f in enumerate(found) if f is None]
+        if missing:
+            encoded = self.encoder.encode([segments[i].token_ids for i in missing], self.batch_size)
+            fresh = {}
+            for i, emb in zip(missing, encoded):
+                found[i] = emb
+                fresh[keys[i]] = encode_embeddings(emb)
+            if self.cache is not None:
+                _safe_put(self.cache, fresh)
+        dtype = self.encoder.causal_lm.get_input_embeddings().weight.dtype
+        return [f.to(dtype) for f in found if f is not None], hits
+
+    def prompt(self, contexts: Sequence[str], question: str) -> SoftPrompt:
+        start = time.perf_counter()
+        segments = self.segments(contexts)
+        concepts, hits = self.concept_embeddings(segments)
+        question_ids = self.layout.question_ids(self.tokenizer, question)
+        with torch.no_grad():
+            embeds = self.layout.embed_prompt(self.encoder.embed_tokens, concepts, question_ids)
+        original = len(self.layout.prefix_ids) + sum(len(s.token_ids) for s in segments) + len(question_ids)
+        return SoftPrompt(embeds, original, len(segments), hits, time.perf_counter() - start)
+
+    def generate(self, contexts: Sequence[str], question: str, max_new_tokens: int = 128) -> SoftGeneration:
+        """Greedy answer of the frozen decoder reading compressed `contexts` and `question`."""
+        prompt = self.prompt(contexts, question)
+        start = time.perf_counter()
+        with self.encoder.reader() as model:
+            ids = greedy_generate(model, prompt.embeds, max_new_tokens, self.eos_token_ids(model))
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return SoftGeneration(
+            text=text,
+            token_ids=ids,
+            prompt_positions=prompt.embeds.shape[0],
+            original_positions=prompt.original_positions,
+            cache_hits=prompt.cache_hits,
+            segments=prompt.segments,
+            timings={"compress_s": prompt.compress_seconds, "generate_s": time.perf_counter() - start},
+        )
+
+    def eos_token_ids(self, model: PreTrainedModel | None = None) -> set[int]:
+        ids = set()
+        config = getattr(model or self.encoder.causal_lm, "generation_config", None)
+        eos = getattr(config, "eos_token_id", None)
+        for value in eos if isinstance(eos, (list, tuple)) else [eos]:
+            if value is not None:
+                ids.add(int(value))
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        return ids
+
+
+def _safe_get(cache: SegmentCacheLike, keys: list[str]) -> list[bytes | None]:
+    """A failing cache degrades to misses: compression still works without it."""
+    try:
+        values = cache.get_many(keys)
+    except Exception:
+        return [None] * len(keys)
+    return values if len(values) == len(keys) else [None] * len(keys)
+
+
+def _safe_put(cache: SegmentCacheLike, items: dict[str, bytes]) -> None:
+    try:
+        cache.put_many(items)
+    except Exception:
+        pass

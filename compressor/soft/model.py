@@ -1,0 +1,215 @@
+"""The CompLLM-style concept encoder: decoder + LoRA + S/C learned queries + one linear projection.
+
+A segment of n <= S tokens is encoded by running the decoder (with LoRA adapters on) over
+
+    [embeddings of the n segment tokens] + [the first ceil(n / C) learned query embeddings]
+
+and projecting the last hidden states at the query positions with one linear layer. The results,
+``ceil(n / C)`` vectors in the decoder's input-embedding space, are the segment's *concept
+embeddings*. The frozen decoder (adapters off) then reads the concept embeddings of all segments
+followed by the question tokens through ``inputs_embeds``.
+
+Segments are encoded independently (right-padded into batches), which is what makes their
+embeddings cacheable. In *bypass* mode there is no LoRA, no query and no projection: the concept
+embeddings of a segment are its token embeddings, so generation from them must equal generation
+from the tokens (the pipeline's correctness check).
+
+Only the small trained tensors (LoRA, queries, projection) are saved: ``soft_compressor.safetensors``
+plus ``soft_config.json`` in a directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn.utils.rnn import pad_sequence
+from transformers import PreTrainedModel
+
+from ..assets import DEFAULT_DECODER
+
+WEIGHTS_NAME = "soft_compressor.safetensors"
+CONFIG_NAME = "soft_config.json"
+
+
+@dataclass(frozen=True)
+class SoftConfig:
+    segment_tokens: int = 20  # S: at most this many tokens per segment
+    rate: int = 2  # C: tokens per concept embedding
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    decoder: str = DEFAULT_DECODER
+    extra: dict[str, str] = field(default_factory=dict)  # provenance (training data, steps, ...)
+
+    def __post_init__(self) -> None:
+        if self.segment_tokens < 1 or self.rate < 1:
+            raise ValueError(f"segment_tokens and rate must be >= 1, got {self.segment_tokens}, {self.rate}")
+
+    @property
+    def n_queries(self) -> int:
+        return math.ceil(self.segment_tokens / self.rate)
+
+    def n_concepts(self, n_tokens: int) -> int:
+        return math.ceil(n_tokens / self.rate)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SoftConfig:
+        data = json.loads(text)
+        data["lora_targets"] = tuple(data.get("lora_targets", ()))
+        return cls(**data)
+
+
+class ConceptEncoder(nn.Module):
+    """Turns segments (lists of token ids) into concept embeddings for `decoder`."""
+
+    def __init__(self, decoder: PreTrainedModel, config: SoftConfig | None = None, bypass: bool = False):
+        super().__init__()
+        self.config = config or SoftConfig()
+        self.bypass = bypass
+        hidden = decoder.get_input_embeddings().weight.shape[1]
+        for p in decoder.parameters():
+            p.requires_grad_(False)
+        if bypass:
+            self.decoder: nn.Module = decoder
+            return
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=self.config.lora_r,
+            lora_alpha=self.config.lora_alpha,
+            lora_dropout=self.config.lora_dropout,
+            target_modules=list(self.config.lora_targets),
+            bias="none",
+        )
+        self.decoder = get_peft_model(decoder, lora)
+        emb_std = decoder.get_input_embeddings().weight.detach().float().std().item()
+        generator = torch.Generator().manual_seed(0)
+        self.queries = nn.Parameter(torch.randn(self.config.n_queries, hidden, generator=generator) * emb_std)
+        self.proj = nn.Linear(hidden, hidden)
+        with torch.no_grad():
+            self.proj.weight.copy_(torch.eye(hidden))
+            self.proj.bias.zero_()
+
+    # -- the frozen reader -------------------------------------------------------------------
+    @property
+    def causal_lm(self) -> PreTrainedModel:
+        """The decoder as a causal LM (LoRA layers inside when not bypassed; see `reader`)."""
+        return self.decoder if self.bypass else self.decoder.get_base_model()  # type: ignore[operator]
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[PreTrainedModel]:
+        """The frozen decoder (LoRA adapters disabled) that reads concept embeddings."""
+        if self.bypass:
+            yield self.causal_lm
+        else:
+            with self.decoder.disable_adapter():  # type: ignore[operator]
+                yield self.causal_lm
+
+    def embed_tokens(self, ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
+        """Input embeddings of token ids, shape (len(ids), hidden)."""
+        emb = self.causal_lm.get_input_embeddings()
+        ids_t = torch.as_tensor(ids, dtype=torch.long, device=emb.weight.device)
+        return emb(ids_t)
+
+    # -- compression -------------------------------------------------------------------------
+    def encode(self, segments: Sequence[Sequence[int]], batch_size: int = 64) -> list[torch.Tensor]:
+        """Concept embeddings of each segment: a list of (ceil(n_i / C), hidden) tensors."""
+        for ids in segments:
+            if not 0 < len(ids) <= self.config.segment_tokens:
+                raise ValueError(
+                    f"segments must hold 1..{self.config.segment_tokens} tokens, got one with {len(ids)}"
+                )
+        if self.bypass:
+            return [self.embed_tokens(ids) for ids in segments]
+        out: list[torch.Tensor] = []
+        for i in range(0, len(segments), batch_size):
+            out.extend(self._encode_batch(segments[i : i + batch_size]))
+        return out
+
+    def _encode_batch(self, segments: Sequence[Sequence[int]]) -> list[torch.Tensor]:
+        trunk = self.causal_lm.base_model  # the transformer without the LM head
+        dtype = self.causal_lm.get_input_embeddings().weight.dtype
+        queries = self.queries.to(dtype)
+        rows, lengths, counts = [], [], []
+        for ids in segments:
+            k = self.config.n_concepts(len(ids))
+            rows.append(torch.cat([self.embed_tokens(ids), queries[:k]]))
+            lengths.append(len(ids))
+            counts.append(k)
+        inputs = pad_sequence(rows, batch_first=True)
+        mask = torch.zeros(inputs.shape[:2], dtype=torch.long, device=inputs.device)
+        for b, row in enumerate(rows):
+            mask[b, : len(row)] = 1
+        hidden = trunk(inputs_embeds=inputs, attention_mask=mask).last_hidden_state
+        picked = [hidden[b, n : n + k] for b, (n, k) in enumerate(zip(lengths, counts))]
+        projected = self.proj(torch.cat(picked).to(self.proj.weight.dtype)).to(dtype)
+        return list(projected.split(counts))
+
+    @torch.no_grad()
+    def calibrate(self, segments: Sequence[Sequence[int]]) -> float:
+        """Scale the projection (identity at init) so concept embeddings match token-embedding RMS.
+
+        Without it an untrained encoder feeds the reader vectors ~100x larger than any token
+        embedding. Returns the scale applied.
+        """
+        if self.bypass:
+            return 1.0
+        out = torch.cat(self.encode(segments)).float()
+        target = self.causal_lm.get_input_embeddings().weight.float().pow(2).mean().sqrt()
+        scale = (target / out.pow(2).mean().sqrt().clamp_min(1e-8)).item()
+        self.proj.weight.mul_(scale)
+        self.proj.bias.mul_(scale)
+        return scale
+
+    # -- weights -----------------------------------------------------------------------------
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().cpu().contiguous() for n, p in self.named_parameters() if p.requires_grad}
+
+    def fingerprint(self) -> str:
+        """A short hash of config + trained weights (part of every cache key)."""
+        digest = hashlib.sha256(self.config.to_json().encode() + (b"bypass" if self.bypass else b""))
+        for name, tensor in sorted(self.trainable_state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.float().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def save(self, directory: str | Path) -> Path:
+        if self.bypass:
+            raise ValueError("a bypass encoder has no weights to save")
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        save_file(self.trainable_state_dict(), str(path / WEIGHTS_NAME))
+        (path / CONFIG_NAME).write_text(self.config.to_json() + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path, decoder: PreTrainedModel) -> ConceptEncoder:
+        path = Path(directory)
+        if not (path / WEIGHTS_NAME).is_file() or not (path / CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"{path} does not hold {WEIGHTS_NAME} and {CONFIG_NAME}")
+        encoder = cls(decoder, SoftConfig.from_json((path / CONFIG_NAME).read_text()))
+        encoder.load_trainable(load_file(str(path / WEIGHTS_NAME)))
+        return encoder
+
+    def load_trainable(self, state: dict[str, torch.Tensor]) -> None:
+        expected = {n for n, p in self.named_parameters() if p.requires_grad}
+        if set(state) != expected:
+            missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+            raise ValueError(f"weights do not match this encoder: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        params = dict(self.named_parameters())
+        with torch.no_grad():
+            for name, tensor in state.items():
+                params[name].copy_(tensor)
