@@ -1,0 +1,231 @@
+"""`promptpress eval ...`: run, report, build-squad."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+DEFAULT_READER = "package:qwen2.5-coder-0.5b-instruct-q4_k_m"
+
+
+def register(subparsers: Any) -> None:
+    """Add the `eval` command group to an argparse subparsers object."""
+    group = subparsers.add_parser(
+        "eval",
+        help="LongBench-format evaluation: what compression costs in quality and wins in latency",
+        description="Evaluate compression methods x rates on LongBench-format datasets against a reader LLM.",
+    )
+    sub = group.add_subparsers(dest="eval_command", metavar="{run,report,build-squad}", required=True)
+    _add_run(sub)
+    _add_report(sub)
+    _add_build_squad(sub)
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        return [float(t) for t in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"rates must be numbers separated by commas, got {text!r}") from None
+
+
+def _add_run(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run methods x rates and append per-sample results (resumable)",
+        description=(
+            "Compress each sample's context with every method at every rate, ask the reader, score the answer, "
+            "and append one JSON row per sample to OUT/results.jsonl. Rerunning the same command resumes. "
+            "Default reader: the packaged Qwen2.5-Coder-0.5B GGUF on a local llama.cpp server; "
+            "--base-url points at any OpenAI-compatible server instead."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        type=Path,
+        help="directory of LongBench jsonl files (repeatable)",
+    )
+    p.add_argument(
+        "--datasets", type=_csv, required=True, help="comma-separated, e.g. multi_news,squad_longdoc"
+    )
+    p.add_argument("--methods", type=_csv, default=_csv("none,truncate,random,classifier"),
+                   help="none, truncate, truncate_head_tail, random, classifier[:MODEL], soft, module:attr")  # fmt: skip
+    p.add_argument("--rates", type=_rates, default=[1.0, 0.5, 0.33, 0.2], help="fractions of tokens kept")
+    p.add_argument("--out", type=Path, required=True, help="run directory (results.jsonl, run.json, report)")
+    p.add_argument("--limit", type=int, default=None, help="samples per dataset")
+    p.add_argument("--shuffle-seed", type=int, default=None, help="with --limit: a seeded random subset")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random-drop baseline")
+    p.add_argument(
+        "--base-url", default=None, help="OpenAI-compatible base URL (ends in /v1); default: local"
+    )
+    p.add_argument("--model", default=None, help="model name sent to --base-url")
+    p.add_argument("--api-key", default=None, help="API key (default: $OPENAI_API_KEY with --base-url)")
+    p.add_argument("--reader-model", default=DEFAULT_READER, help="GGUF spec of the local reader")
+    p.add_argument("--ctx-size", type=int, default=8192, help="local reader's context window")
+    p.add_argument("--threads", type=int, default=None, help="local reader's CPU threads")
+    p.add_argument("--max-length", type=int, default=None,
+                   help="middle-truncate prompts to this many reader tokens (default with the local reader: "
+                        "ctx-size - max new tokens - 96)")  # fmt: skip
+    p.add_argument(
+        "--max-new-tokens", type=int, default=None, help="override the datasets' generation lengths"
+    )
+    p.add_argument("--concurrency", type=int, default=1, help="requests in flight")
+    p.add_argument("--prompt-cache", choices=["on", "off", "omit"], default=None,
+                   help="llama.cpp cache_prompt: on for quality runs, off to measure latency, omit for servers "
+                        "that reject the field (default: on with the local reader, omit with --base-url)")  # fmt: skip
+    p.add_argument("--no-stream", action="store_true", help="plain requests (no time-to-first-token)")
+    p.add_argument("--truncation-tokenizer", choices=["auto", "tiktoken"], default="auto",
+                   help="auto: the reader's own (llama.cpp /tokenize) when available, else tiktoken")  # fmt: skip
+    p.add_argument("--classifier-backend", default="torch", help="backend of the token classifier")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--report", action="store_true", help="write the report when the run ends")
+    p.set_defaults(func=run_command)
+
+
+def _add_report(sub: Any) -> None:
+    p = sub.add_parser("report", help="markdown table and PNG plots of a run")
+    p.add_argument("run", type=Path, help="run directory")
+    p.add_argument("--out", type=Path, default=None, help="where to write (default: the run directory)")
+    p.set_defaults(func=report_command)
+
+
+def _add_build_squad(sub: Any) -> None:
+    p = sub.add_parser(
+        "build-squad",
+        help="build the SQuAD long-document QA suite (LongBench schema) into a directory",
+        description=(
+            "Fetch the bigbench==1.0.0 sdist from the package index (once, cached), extract only SQuAD v1.1 "
+            "dev, and write squad_longdoc.jsonl: consecutive paragraphs joined into 2-4k-token contexts. "
+            "Evaluation only (BIG-bench canary); do not commit the output."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--min-tokens", type=int, default=2000)
+    p.add_argument("--max-tokens", type=int, default=4000)
+    p.add_argument("--questions-per-context", type=int, default=3)
+    p.add_argument("--max-articles", type=int, default=None)
+    p.add_argument("--max-questions", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sdist", type=Path, default=None, help="a downloaded bigbench-1.0.0.tar.gz")
+    p.add_argument("--squad-json", type=Path, default=None, help="an extracted squaddev_v1.1.json")
+    p.set_defaults(func=build_squad_command)
+
+
+@contextlib.contextmanager
+def _reader_endpoint(args: argparse.Namespace) -> Iterator[tuple[str, str, str | None, int | None]]:
+    """(base_url, model, api_key, context window) of the reader, starting a local one if needed."""
+    if args.base_url:
+        yield args.base_url, args.model or "default", args.api_key or os.environ.get("OPENAI_API_KEY"), None
+        return
+    from promptpress.service.backend import LocalBackend
+
+    print(f"starting the local reader {args.reader_model} (ctx {args.ctx_size})...", file=sys.stderr)
+    with LocalBackend(model=args.reader_model, ctx_size=args.ctx_size, threads=args.threads) as backend:
+        yield backend.base_url, backend.model_name, None, args.ctx_size
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from .longbench import TiktokenTokenizer
+    from .methods import MethodError, parse_methods
+    from .reader import OpenAIReader
+    from .report import write_report
+    from .runner import RunConfig, Runner
+
+    try:
+        methods = parse_methods(args.methods, seed=args.seed, classifier_backend=args.classifier_backend)
+    except MethodError as exc:
+        raise SystemExit(f"eval run: {exc}") from None
+    cache_flag = args.prompt_cache or ("omit" if args.base_url else "on")
+    with _reader_endpoint(args) as (base_url, model, api_key, window):
+        config = RunConfig(
+            datasets=args.datasets,
+            rates=args.rates,
+            data_dirs=args.data,
+            limit=args.limit,
+            shuffle_seed=args.shuffle_seed,
+            concurrency=args.concurrency,
+            max_length=args.max_length,
+            context_window=window,
+            max_new_tokens=args.max_new_tokens,
+            seed=args.seed,
+        )
+        prompt_cache = {"on": True, "off": False, "omit": None}[cache_flag]
+        with OpenAIReader(
+            base_url, model, api_key, prompt_cache=prompt_cache, stream=not args.no_stream
+        ) as reader:
+            tokenizer = None
+            if config.max_length or config.context_window:
+                tokenizer = (
+                    reader.tokenizer() if args.truncation_tokenizer == "auto" else None
+                ) or TiktokenTokenizer()
+                print(f"prompt truncation tokenizer: {tokenizer.name}", file=sys.stderr)
+            runner = Runner(
+                config, methods, reader, args.out, tokenizer=tokenizer, progress=not args.no_progress
+            )
+            start = time.perf_counter()
+            summary = runner.run()
+    print(
+        f"{summary.done} samples done, {summary.skipped} already done, {summary.errors} failed "
+        f"in {time.perf_counter() - start:.1f}s -> {args.out}"
+    )
+    if args.report:
+        files = write_report(args.out)
+        print(f"report: {files.markdown}")
+    return 1 if summary.errors else 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    try:
+        files = write_report(args.run, args.out)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"eval report: {exc}") from None
+    print(files.markdown.read_text(encoding="utf-8"))
+    print(f"wrote {files.markdown}, {files.score_plot}, {files.latency_plot}")
+    return 0
+
+
+def build_squad_command(args: argparse.Namespace) -> int:
+    from .squad_longdoc import BuildConfig, SourceError, build_suite
+
+    cfg = BuildConfig(
+        min_tokens=args.min_tokens,
+        max_tokens=args.max_tokens,
+        questions_per_context=args.questions_per_context,
+        max_articles=args.max_articles,
+        max_questions=args.max_questions,
+        seed=args.seed,
+    )
+    try:
+        path = build_suite(args.out, cfg, squad_json_path=args.squad_json, sdist=args.sdist)
+    except (SourceError, ValueError) as exc:
+        raise SystemExit(f"eval build-squad: {exc}") from None
+    meta = path.with_name("squad_longdoc.meta.json").read_text()
+    print(f"wrote {path}\n{meta}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (`python -m promptpress.eval.commands ...`) until the CLI wires `eval` in."""
+    parser = argparse.ArgumentParser(prog="promptpress")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
