@@ -1,0 +1,128 @@
+"""The FastAPI application factory.
+
+``create_app(settings, compressor=None, cache=None)`` wires settings, metrics, the upstream client,
+the compressor worker pool, the routes, the error handlers and the middleware. Given no compressor,
+it loads ``load_compressor(settings.model, backend=settings.compressor_backend, cache=...)`` at
+startup in a worker thread; if that fails the service still proxies (fail-open: requests go upstream
+uncompressed, ``X-Promptpress-Compression: unavailable``) and /healthz says ``degraded``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+
+from . import logs
+from .errors import install_handlers
+from .metrics import Metrics
+from .middleware import BodyLimitMiddleware, ObservabilityMiddleware
+from .ops_routes import router as ops_router
+from .policy import Policy
+from .proxy import Upstream
+from .proxy_routes import router as proxy_router
+from .runner import CompressionRunner
+from .settings import Settings
+from .state import ServiceState
+
+__all__ = ["create_app"]
+
+
+def _open_cache(url: str) -> Any:
+    from promptpress.cache.factory import open_cache
+
+    return open_cache(url)
+
+
+def _load_compressor(settings: Settings, cache: Any) -> Any:
+    from promptpress.compressor import load_compressor  # type: ignore[attr-defined]
+
+    return load_compressor(settings.model, backend=settings.compressor_backend, cache=cache)
+
+
+def _upstream(settings: Settings) -> Upstream | None:
+    if not settings.upstream_base_url:
+        return None
+    return Upstream(
+        settings.upstream_base_url,
+        api_key=settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None,
+        forward_client_auth=not settings.api_keys,
+        connect_timeout=settings.upstream_connect_timeout,
+        read_timeout=settings.upstream_read_timeout,
+        write_timeout=settings.upstream_write_timeout,
+        max_connections=settings.upstream_max_connections,
+    )
+
+
+def _set_compressor(state: ServiceState, compressor: Any) -> None:
+    state.compressor = compressor
+    state.runner = CompressionRunner(
+        compressor,
+        concurrency=state.settings.compressor_concurrency,
+        timeout=state.settings.compression_timeout,
+    )
+
+
+async def _startup(state: ServiceState, load: bool) -> list[Any]:
+    """Open the cache and load the compressor when not given; returns what shutdown must close."""
+    owned: list[Any] = []
+    settings = state.settings
+    if state.cache is None and settings.cache_url:
+        try:
+            state.cache = _open_cache(settings.cache_url)
+            owned.append(state.cache)
+        except Exception as exc:  # the service runs without a cache rather than not at all
+            logs.event("cache_unavailable", logging.WARNING, error=f"{type(exc).__name__}: {exc}")
+    if load:
+        try:
+            compressor = await anyio.to_thread.run_sync(_load_compressor, settings, state.cache)
+            _set_compressor(state, compressor)
+            logs.event("compressor_loaded", name=getattr(compressor, "name", "?"))
+        except Exception as exc:
+            state.compressor_error = f"{type(exc).__name__}: {exc}"
+            logs.event("compressor_unavailable", logging.ERROR, error=state.compressor_error)
+    return owned
+
+
+def create_app(settings: Settings | None = None, compressor: Any = None, cache: Any = None) -> FastAPI:
+    """A ready-to-serve ASGI app (run it with uvicorn; startup loads the compressor if not given)."""
+    settings = settings or Settings()
+    logs.configure(settings.log_level)
+    state = ServiceState(settings, Policy.from_settings(settings), Metrics(lambda: state.cache), cache=cache)
+    state.upstream = _upstream(settings)
+    if compressor is not None:
+        _set_compressor(state, compressor)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = await _startup(state, load=compressor is None and state.runner is None)
+        try:
+            yield
+        finally:
+            if state.runner is not None:
+                state.runner.close()
+            if state.upstream is not None:
+                await state.upstream.aclose()
+            for resource in owned:
+                close = getattr(resource, "close", None)
+                if callable(close):
+                    close()
+
+    app = FastAPI(
+        title="promptpress",
+        summary="Prompt compression service and OpenAI-compatible compressing proxy",
+        version="0.1.0",
+        lifespan=lifespan,
+        strict_content_type=False,
+    )
+    app.state.promptpress = state
+    install_handlers(app)
+    app.include_router(ops_router)
+    app.include_router(proxy_router)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(ObservabilityMiddleware, metrics=state.metrics)
+    return app

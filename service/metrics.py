@@ -1,0 +1,92 @@
+"""Prometheus metrics of one app instance (own registry, so several apps can live in one process)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger("promptpress.service")
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_COMPRESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class CacheCollector(Collector):
+    """Exports the segment cache's counters (``stats()``: hits, misses, errors, bytes...) at scrape
+    time. Tolerates a cache without ``stats`` or one whose ``stats`` fails."""
+
+    def __init__(self, get_cache: Callable[[], Any]) -> None:
+        self._get_cache = get_cache
+
+    def collect(self) -> Iterator[Any]:
+        cache = self._get_cache()
+        if cache is None or not hasattr(cache, "stats"):
+            return
+        try:
+            stats = cache.stats()
+            values = stats.to_dict() if hasattr(stats, "to_dict") else dict(stats)
+        except Exception as exc:  # a broken cache must not break /metrics
+            log.warning("cache stats unavailable: %s", exc)
+            yield GaugeMetricFamily("promptpress_cache_up", "1 if the cache answered stats()", value=0)
+            return
+        yield GaugeMetricFamily("promptpress_cache_up", "1 if the cache answered stats()", value=1)
+        for name, value in sorted(values.items()):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                yield CounterMetricFamily(f"promptpress_cache_{name}", f"segment cache {name}", value=value)
+
+
+class Metrics:
+    def __init__(self, get_cache: Callable[[], Any] = lambda: None) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "promptpress_requests", "HTTP requests answered", ["route", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "promptpress_request_duration_seconds",
+            "Time from request to the last response byte",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_latency = Histogram(
+            "promptpress_upstream_response_seconds",
+            "Time until the upstream's response headers",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "promptpress_upstream_errors", "Upstream failures by kind", ["kind"], registry=r
+        )
+        self.compressions = Counter(
+            "promptpress_compressions", "Compression outcomes of requests", ["outcome"], registry=r
+        )
+        self.compression_seconds = Histogram(
+            "promptpress_compression_seconds",
+            "Time spent compressing one request (in the worker)",
+            buckets=_COMPRESS_BUCKETS,
+            registry=r,
+        )
+        self.tokens_original = Counter(
+            "promptpress_tokens_original", "Tokens of the texts given to the compressor", registry=r
+        )
+        self.tokens_compressed = Counter(
+            "promptpress_tokens_compressed", "Tokens of those texts after compression", registry=r
+        )
+        self.tokens_saved = Counter("promptpress_tokens_saved", "Tokens removed by compression", registry=r)
+        self.inflight = Gauge("promptpress_requests_in_flight", "Requests being handled", registry=r)
+        r.register(CacheCollector(get_cache))
+
+    def record_tokens(self, original: int, compressed: int) -> None:
+        self.tokens_original.inc(original)
+        self.tokens_compressed.inc(compressed)
+        self.tokens_saved.inc(max(original - compressed, 0))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,203 @@
+"""Forwarding to the upstream OpenAI-compatible API: pooled httpx client, header hygiene, error mapping,
+and an SSE relay that passes chunks through as they arrive and cancels the upstream when the client
+goes away."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import anyio
+import httpx
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from .errors import APIError, error_body
+from .logs import event
+from .metrics import Metrics
+
+# never forwarded in either direction (RFC 9110 hop-by-hop, plus what httpx/uvicorn recompute)
+_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "content-encoding",
+    "accept-encoding",
+}
+_RESPONSE_DROP = _HOP | {"server", "date"}
+_REQUEST_DROP = _HOP | {"cookie", "authorization"}
+
+
+class Upstream:
+    """An OpenAI-compatible upstream at `base_url` (which ends in ``/v1`` or equivalent)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        forward_client_auth: bool = True,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 300.0,
+        write_timeout: float = 30.0,
+        max_connections: int = 200,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.forward_client_auth = forward_client_auth
+        self.client = httpx.AsyncClient(
+            base_url=self.base_url + "/",
+            timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=write_timeout, pool=connect_timeout),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    def request_headers(self, client_headers: Mapping[str, str], *, stream: bool) -> dict[str, str]:
+        out = {
+            k: v
+            for k, v in client_headers.items()
+            if k.lower() not in _REQUEST_DROP and not k.lower().startswith("x-promptpress-")
+        }
+        if self.api_key:
+            out["authorization"] = f"Bearer {self.api_key}"
+        elif self.forward_client_auth and "authorization" in client_headers:
+            out["authorization"] = client_headers["authorization"]
+        out["content-type"] = "application/json"
+        if stream:
+            out["accept-encoding"] = "identity"  # relay bytes as they are, never a gzip stream
+        return out
+
+    async def send(
+        self, method: str, path: str, *, content: bytes | None, headers: dict[str, str], stream: bool, metrics: Metrics
+    ) -> httpx.Response:
+        """Send and return the response (headers read; body unread when `stream`). Transport failures
+        become 504 (timeouts) or 502 (anything else) in OpenAI's error shape."""
+        request = self.client.build_request(method, path.lstrip("/"), content=content, headers=headers)
+        try:
+            return await self.client.send(request, stream=stream)
+        except httpx.TimeoutException as exc:
+            metrics.upstream_errors.labels("timeout").inc()
+            raise APIError(
+                504, f"the upstream did not answer in time ({type(exc).__name__})", code="upstream_timeout"
+            ) from exc
+        except httpx.HTTPError as exc:
+            metrics.upstream_errors.labels("unavailable").inc()
+            raise APIError(
+                502, f"could not reach the upstream: {type(exc).__name__}: {exc}", code="upstream_unavailable"
+            ) from exc
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def response_headers(upstream: httpx.Response, extra: Mapping[str, str]) -> dict[str, str]:
+    out = {k: v for k, v in upstream.headers.items() if k.lower() not in _RESPONSE_DROP}
+    out.update(extra)
+    return out
+
+
+def error_response(upstream: httpx.Response, content: bytes, extra: Mapping[str, str]) -> Response:
+    """An upstream error, passed through when it already has OpenAI's shape, wrapped otherwise."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        data = None
+    if not (isinstance(data, dict) and isinstance(data.get("error"), (dict, str))):
+        text = content.decode("utf-8", "replace").strip()[:500] or upstream.reason_phrase
+        data = error_body(f"upstream returned HTTP {upstream.status_code}: {text}", "upstream_error", code="upstream_error")
+        content = json.dumps(data).encode()
+    headers = response_headers(upstream, extra)
+    headers["content-type"] = "application/json"
+    return Response(content, status_code=upstream.status_code, headers=headers)
+
+
+async def json_response(
+    upstream: httpx.Response, extra: Mapping[str, str], usage: dict[str, Any] | None, metrics: Metrics
+) -> Response:
+    try:
+        content = await upstream.aread()
+    except httpx.TimeoutException as exc:
+        metrics.upstream_errors.labels("timeout").inc()
+        raise APIError(504, "the upstream did not finish its answer in time", code="upstream_timeout") from exc
+    except httpx.HTTPError as exc:
+        metrics.upstream_errors.labels("cut").inc()
+        raise APIError(502, f"the upstream answer was cut: {type(exc).__name__}", code="upstream_cut") from exc
+    finally:
+        await upstream.aclose()
+    if upstream.status_code >= 400:
+        metrics.upstream_errors.labels(f"http_{upstream.status_code // 100}xx").inc()
+        return error_response(upstream, content, extra)
+    if usage is not None:
+        content = _with_usage(content, usage)
+    return Response(content, status_code=upstream.status_code, headers=response_headers(upstream, extra))
+
+
+def _with_usage(content: bytes, usage: dict[str, Any]) -> bytes:
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return content
+    if not isinstance(data, dict):
+        return content
+    if not isinstance(data.get("usage"), dict):
+        data["usage"] = {}
+    data["usage"]["promptpress"] = usage
+    return json.dumps(data, ensure_ascii=False).encode()
+
+
+def sse_error(message: str, code: str) -> bytes:
+    return b"data: " + json.dumps(error_body(message, "upstream_error", code=code)).encode() + b"\n\n"
+
+
+class RelayResponse(StreamingResponse):
+    """A streaming response that always watches for the client's disconnect (whatever the ASGI spec
+    version) and then stops relaying at once, which closes the upstream stream."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def relay() -> None:
+                try:
+                    await self.stream_response(send)
+                except OSError:
+                    pass
+                group.cancel_scope.cancel()
+
+            group.start_soon(relay)
+            await self.listen_for_disconnect(receive)
+            group.cancel_scope.cancel()
+
+
+async def relay_chunks(upstream: httpx.Response, metrics: Metrics) -> AsyncIterator[bytes]:
+    """Upstream bytes as they arrive. A stream cut or stalled mid-way ends with an SSE error event
+    (the status line is already sent), which OpenAI clients raise as an APIError."""
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    except httpx.TimeoutException:
+        metrics.upstream_errors.labels("stream_timeout").inc()
+        event("upstream_stream_timeout", logging.WARNING)
+        yield sse_error("the upstream stream stalled (read timeout)", "upstream_timeout")
+    except httpx.HTTPError as exc:
+        metrics.upstream_errors.labels("stream_cut").inc()
+        event("upstream_stream_cut", logging.WARNING, error=type(exc).__name__)
+        yield sse_error(f"the upstream stream was cut: {type(exc).__name__}", "upstream_cut")
+    finally:
+        with anyio.CancelScope(shield=True):
+            await upstream.aclose()
+
+
+async def stream_response(upstream: httpx.Response, extra: Mapping[str, str], metrics: Metrics) -> Response:
+    if upstream.status_code >= 400:
+        return await json_response(upstream, extra, None, metrics)
+    return RelayResponse(relay_chunks(upstream, metrics), status_code=upstream.status_code, headers=response_headers(upstream, extra))

@@ -1,0 +1,173 @@
+"""Configuration of the HTTP service: environment variables (prefix ``PROMPTPRESS_``) and ``.env``.
+
+Every field is documented below; the README's settings table is generated from the same text
+(`settings_table()`). Lists accept JSON (``'["user","tool"]'``) or comma-separated values
+(``user,tool``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+SecretList = Annotated[list[SecretStr], NoDecode]
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Service settings. Field descriptions are the documentation (see `settings_table`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROMPTPRESS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- server ---------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Interface `promptpress serve` binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `promptpress serve` listens on.")
+    api_keys: SecretList = Field(
+        default_factory=list,
+        description="Keys clients must send as `Authorization: Bearer <key>` (comma-separated). "
+        "Empty: no authentication. Compared in constant time. /healthz and /metrics stay open.",
+    )
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1, description="Largest accepted request body in bytes; larger gets 413."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_prompts: bool = Field(
+        False,
+        description="Log prompt text (original and compressed). Off by default: logs hold only "
+        "sizes, token counts and timings.",
+    )
+
+    # --- upstream -------------------------------------------------------------------------------
+    upstream_base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible base URL requests are forwarded to, e.g. "
+        "`https://api.openai.com/v1`. Unset: the proxy routes answer 503 (unless `serve "
+        "--with-backend` starts the local llama.cpp backend).",
+    )
+    upstream_api_key: SecretStr | None = Field(
+        None,
+        description="Key sent upstream as `Authorization: Bearer`. Unset: the client's own "
+        "Authorization header is forwarded (only when `api_keys` is empty, so proxy keys never leak).",
+    )
+    upstream_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to the upstream.")
+    upstream_read_timeout: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds to wait for upstream bytes (the whole answer when not streaming; "
+        "the gap between chunks when streaming). Exceeded before the answer started: 504.",
+    )
+    upstream_write_timeout: float = Field(30.0, gt=0, description="Seconds to send the request upstream.")
+    upstream_max_connections: int = Field(
+        200, ge=1, description="Size of the pooled upstream connections (httpx)."
+    )
+    allowed_models: CommaList = Field(
+        default_factory=list,
+        description="Model names the proxy accepts (comma-separated); others get 404 "
+        "`model_not_found`. Empty: any model, the upstream decides.",
+    )
+    usage_in_body: bool = Field(
+        False,
+        description="Also report token counts in non-streaming responses as `usage.promptpress` "
+        "(they are always in `X-Promptpress-*` headers).",
+    )
+
+    # --- compression policy -----------------------------------------------------------------------
+    compress: bool = Field(
+        True,
+        description="Compress proxied prompts by default. Per request: header "
+        "`X-Promptpress-Compress: on|off` or body field `promptpress.compress`.",
+    )
+    compress_roles: CommaList = Field(
+        default_factory=lambda: ["user"],
+        description="Chat roles whose text is compressed (comma-separated; e.g. `user,tool`). "
+        "System prompts and assistant turns are left alone by default.",
+    )
+    min_tokens: int = Field(
+        200,
+        ge=0,
+        description="Texts (a message or a content part) shorter than this many tokens are never "
+        "touched.",
+    )
+    rate: float = Field(0.5, gt=0, le=1, description="Default fraction of tokens kept, in (0, 1].")
+    target_tokens: int | None = Field(
+        None, ge=1, description="Default absolute token budget per request (overrides `rate`)."
+    )
+    force_tokens: CommaList = Field(
+        default_factory=lambda: ["\n", "?"],
+        description="Strings always kept verbatim (JSON list; the default keeps newlines and '?').",
+    )
+    fail_open: bool = Field(
+        True,
+        description="On compression failure or timeout send the original request upstream "
+        "(`X-Promptpress-Compression: failed`). False: answer 503 instead.",
+    )
+    compression_timeout: float = Field(
+        10.0, gt=0, description="Seconds a request may wait for (queue + run) compression."
+    )
+    compressor_concurrency: int = Field(
+        2, ge=1, description="Compressions run at once in the worker pool (CPU-bound: ~cores)."
+    )
+
+    # --- compressor and cache -----------------------------------------------------------------
+    model: str | None = Field(
+        None,
+        description="Compressor model spec (path, `package:NAME` or hub id). Unset: the packaged "
+        "MiniLM token classifier (offline, CPU).",
+    )
+    compressor_backend: str = Field("torch", description="Compressor runtime (`torch`, `onnx`, ...).")
+    cache_url: str | None = Field(
+        None,
+        description="Segment cache URL (e.g. `redis://127.0.0.1:6379/0`, `memory://`). Unset: no cache.",
+    )
+
+    @field_validator("api_keys", "compress_roles", "allowed_models", "force_tokens", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("upstream_base_url", "cache_url", "upstream_api_key", "model", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("upstream_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"upstream_base_url must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _keys_not_empty(self) -> Settings:
+        if any(not key.get_secret_value() for key in self.api_keys):
+            raise ValueError("api_keys must not contain empty keys")
+        return self
+
+
+def settings_table() -> str:
+    """The settings as a Markdown table (name, environment variable, default, meaning)."""
+    rows = ["| Setting | Environment variable | Default | Meaning |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, list):
+            default = json.dumps(default) if default else "(empty)"
+        shown = "(unset)" if default is None else f"`{default}`"
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{name}` | `PROMPTPRESS_{name.upper()}` | {shown} | {meaning} |")
+    return "\n".join(rows)

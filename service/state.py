@@ -1,0 +1,73 @@
+"""What the routes share: settings, policy, metrics, the upstream, the compressor and its runner."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from .compression import RequestCompressor
+from .errors import APIError
+from .metrics import Metrics
+from .policy import Policy
+from .proxy import Upstream
+from .runner import CompressionRunner
+from .settings import Settings
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    policy: Policy
+    metrics: Metrics
+    upstream: Upstream | None = None
+    compressor: Any = None
+    compressor_error: str | None = None
+    runner: CompressionRunner | None = None
+    cache: Any = None
+    _keys: list[bytes] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._keys = [k.get_secret_value().encode() for k in self.settings.api_keys]
+
+    def request_compressor(self) -> RequestCompressor:
+        return RequestCompressor(
+            self.runner,
+            self.metrics,
+            fail_open=self.settings.fail_open,
+            log_prompts=self.settings.log_prompts,
+            unavailable_reason=self.compressor_error or "no compressor is loaded",
+        )
+
+    def check_key(self, authorization: str | None) -> None:
+        """401 unless the bearer token matches one of the keys (constant time, every key compared)."""
+        if not self._keys:
+            return
+        token = b""
+        if authorization and authorization[:7].lower() == "bearer ":
+            token = authorization[7:].strip().encode()
+        ok = False
+        for key in self._keys:
+            ok |= hmac.compare_digest(token, key)
+        if not ok:
+            raise APIError(
+                401,
+                "missing or invalid API key: send 'Authorization: Bearer <key>'",
+                code="invalid_api_key",
+                headers={"www-authenticate": "Bearer"},
+            )
+
+
+def get_state(request: Request) -> ServiceState:
+    return request.app.state.promptpress
+
+
+def require_key(request: Request) -> None:
+    """FastAPI dependency of every /v1 route."""
+    get_state(request).check_key(request.headers.get("authorization"))
+
+
+def request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
