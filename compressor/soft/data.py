@@ -51,10 +51,14 @@ def read_meeting(path: Path) -> Iterator[QAExample]:
             start, end = int(span[0]), int(span[1])
             context = "\n".join(line for line in lines[start : end + 1] if not line.endswith(": "))
             if context and query.get("answer"):
-                yield QAExample(context, query["query"].strip(), query["answer"].strip(), f"{path.stem}#{q_index}")
+                yield QAExample(
+                    context, query["query"].strip(), query["answer"].strip(), f"{path.stem}#{q_index}"
+                )
 
 
-def qmsum_examples(directory: str | Path, split: str = "train", held_out_fraction: float = 0.1) -> list[QAExample]:
+def qmsum_examples(
+    directory: str | Path, split: str = "train", held_out_fraction: float = 0.1
+) -> list[QAExample]:
     """Examples of the `train` or `heldout` split of a directory of QMSum meeting JSON files."""
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")

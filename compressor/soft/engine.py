@@ -12,6 +12,7 @@ encoded, in batches. The frozen decoder then reads prefix + concept embeddings +
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -125,8 +126,9 @@ class SoftCompressor:
         if missing:
             encoded = self.encoder.encode([segments[i].token_ids for i in missing], self.batch_size)
             fresh = {}
-            for i, emb in zip(missing, encoded):
-                found[i] = emb
+            for i, emb in zip(missing, encoded, strict=True):
+                # fp16 like the cached copy: a request reads the same values cold or cached
+                found[i] = emb.to(torch.float16)
                 fresh[keys[i]] = encode_embeddings(emb)
             if self.cache is not None:
                 _safe_put(self.cache, fresh)
@@ -182,7 +184,5 @@ def _safe_get(cache: SegmentCacheLike, keys: list[str]) -> list[bytes | None]:
 
 
 def _safe_put(cache: SegmentCacheLike, items: dict[str, bytes]) -> None:
-    try:
+    with contextlib.suppress(Exception):
         cache.put_many(items)
-    except Exception:
-        pass

@@ -154,7 +154,7 @@ class ConceptEncoder(nn.Module):
         for b, row in enumerate(rows):
             mask[b, : len(row)] = 1
         hidden = trunk(inputs_embeds=inputs, attention_mask=mask).last_hidden_state
-        picked = [hidden[b, n : n + k] for b, (n, k) in enumerate(zip(lengths, counts))]
+        picked = [hidden[b, n : n + k] for b, (n, k) in enumerate(zip(lengths, counts, strict=True))]
         projected = self.proj(torch.cat(picked).to(self.proj.weight.dtype)).to(dtype)
         return list(projected.split(counts))
 
@@ -208,8 +208,16 @@ class ConceptEncoder(nn.Module):
         expected = {n for n, p in self.named_parameters() if p.requires_grad}
         if set(state) != expected:
             missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-            raise ValueError(f"weights do not match this encoder: missing {missing[:3]}, unexpected {unexpected[:3]}")
+            raise ValueError(
+                f"weights do not match this encoder: missing {missing[:3]}, unexpected {unexpected[:3]}"
+            )
         params = dict(self.named_parameters())
+        wrong = [n for n, t in state.items() if t.shape != params[n].shape]
+        if wrong:
+            raise ValueError(
+                f"weights do not match this encoder: {wrong[0]} has shape {tuple(state[wrong[0]].shape)}, "
+                f"expected {tuple(params[wrong[0]].shape)} (different lora_r or decoder?)"
+            )
         with torch.no_grad():
             for name, tensor in state.items():
                 params[name].copy_(tensor)

@@ -68,7 +68,7 @@ def segment_text(text: str, tokenizer: Tokenizer, max_tokens: int = 20) -> list[
             segments.append(Segment(text[seg_start:end], tuple(ids), seg_start, end))
         ids, seg_start = [], end
 
-    for word, word_ids in zip(words, encoded):
+    for word, word_ids in zip(words, encoded, strict=True):
         word_ids = list(word_ids)
         if len(ids) + len(word_ids) > max_tokens:
             close(pos)

@@ -41,7 +41,9 @@ def decode_embeddings(data: bytes, hidden_size: int) -> torch.Tensor:
     except (ValueError, OSError, EOFError) as exc:
         raise ValueError(f"cached concept embeddings are corrupt: {exc}") from exc
     if arr.ndim != 2 or arr.shape[1] != hidden_size or arr.dtype != np.float16:
-        raise ValueError(f"cached concept embeddings have shape {arr.shape} {arr.dtype}, expected (n, {hidden_size}) float16")
+        raise ValueError(
+            f"cached concept embeddings have shape {arr.shape} {arr.dtype}, expected (n, {hidden_size}) float16"
+        )
     return torch.from_numpy(arr.copy())
 
 

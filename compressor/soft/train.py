@@ -64,7 +64,9 @@ def prepare(
             break
         kept.append(seg.token_ids)
         total += len(seg.token_ids)
-    answer = list(tokenizer(example.answer, add_special_tokens=False)["input_ids"])[: config.max_answer_tokens]  # type: ignore[operator]
+    answer = list(tokenizer(example.answer, add_special_tokens=False)["input_ids"])[
+        : config.max_answer_tokens
+    ]  # type: ignore[operator]
     eos = getattr(tokenizer, "eos_token_id", None)
     if eos is not None and len(answer) < config.max_answer_tokens:
         answer.append(int(eos))
@@ -95,7 +97,7 @@ def distill_loss(
     with encoder.reader() as lm:
         student = _answer_states(lm.base_model, student_in, n)
         losses = []
-        for s, t in zip(student, teacher):
+        for s, t in zip(student, teacher, strict=True):
             scale = t.float().std().clamp_min(1e-6)
             losses.append(F.smooth_l1_loss(s.float() / scale, t.float() / scale))
         loss = torch.stack(losses).mean()
@@ -187,7 +189,9 @@ def train(
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{total:.4f}")
-        _log(log, {"step": step, "loss": total, "grad_norm": grad_norm, "seconds": time.perf_counter() - start})
+        _log(
+            log, {"step": step, "loss": total, "grad_norm": grad_norm, "seconds": time.perf_counter() - start}
+        )
         if step % config.save_every == 0 or step == config.steps:
             _save_checkpoint(ckpt, encoder, optimizer, step, order)
         if step % config.eval_every == 0 or step == config.steps:
@@ -199,7 +203,9 @@ def train(
     return metrics
 
 
-def _save_checkpoint(path: Path, encoder: ConceptEncoder, optimizer: torch.optim.Optimizer, step: int, order: list[int]) -> None:
+def _save_checkpoint(
+    path: Path, encoder: ConceptEncoder, optimizer: torch.optim.Optimizer, step: int, order: list[int]
+) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(
         {
@@ -219,4 +225,3 @@ def _log(handle: object, record: dict[str, object]) -> None:
     record = {"time": round(time.time(), 3), **record}
     handle.write(json.dumps(record, default=str) + "\n")  # type: ignore[attr-defined]
     handle.flush()  # type: ignore[attr-defined]
-

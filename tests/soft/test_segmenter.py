@@ -42,7 +42,9 @@ def test_segments_are_stable_under_any_prefix_ending_at_a_boundary(tokenizer):
 def test_each_context_is_segmented_on_its_own(tokenizer):
     chunk = "Oh dear! Oh dear! I shall be late!"
     first = segment_texts(["Alice started to her feet", chunk], tokenizer, 20)
-    second = segment_texts(["So she was considering in her own mind (as well as she could)", chunk], tokenizer, 20)
+    second = segment_texts(
+        ["So she was considering in her own mind (as well as she could)", chunk], tokenizer, 20
+    )
     assert first[1] == second[1] == segment_text(chunk, tokenizer, 20)
 
 

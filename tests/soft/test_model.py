@@ -1,0 +1,99 @@
+import pytest
+import torch
+from conftest import ALICE, make_tiny_decoder
+
+from promptpress.compressor.soft.model import ConceptEncoder, SoftConfig
+from promptpress.compressor.soft.quantize import apply_precision
+from promptpress.compressor.soft.segmenter import segment_text
+
+
+@pytest.fixture
+def segments(tokenizer):
+    return [s.token_ids for s in segment_text(ALICE, tokenizer, 20)]
+
+
+def test_concept_embeddings_have_ceil_n_over_c_rows(tiny_decoder, segments):
+    encoder = ConceptEncoder(tiny_decoder, SoftConfig(segment_tokens=20, rate=2)).eval()
+    out = encoder.encode(segments, batch_size=7)
+    assert len(out) == len(segments)
+    for ids, emb in zip(segments, out, strict=True):
+        assert emb.shape == (-(-len(ids) // 2), 64)
+        assert torch.isfinite(emb).all()
+
+
+def test_encoding_is_deterministic_and_independent_of_batching(tiny_decoder, segments):
+    encoder = ConceptEncoder(tiny_decoder).eval()
+    with torch.no_grad():
+        batched = encoder.encode(segments, batch_size=64)
+        again = encoder.encode(segments, batch_size=64)
+        alone = [encoder.encode([ids])[0] for ids in segments[:5]]
+    for a, b in zip(batched, again, strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(batched, alone, strict=False):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_segments_longer_than_s_are_rejected(tiny_decoder):
+    encoder = ConceptEncoder(tiny_decoder, SoftConfig(segment_tokens=4))
+    with pytest.raises(ValueError, match=r"1\.\.4 tokens"):
+        encoder.encode([[1, 2, 3, 4, 5]])
+    with pytest.raises(ValueError):
+        encoder.encode([[]])
+
+
+def test_bypass_concepts_are_token_embeddings(tiny_decoder, segments):
+    encoder = ConceptEncoder(tiny_decoder, bypass=True)
+    out = encoder.encode(segments[:3])
+    table = tiny_decoder.get_input_embeddings().weight
+    for ids, emb in zip(segments, out, strict=False):
+        assert torch.equal(emb, table[list(ids)])
+
+
+def test_only_small_weights_are_saved_and_they_load_back(tmp_path, tokenizer, segments):
+    encoder = ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4)).eval()
+    with torch.no_grad():
+        encoder.proj.weight.add_(0.01)  # "trained"
+    encoder.save(tmp_path)
+    saved = encoder.trainable_state_dict()
+    assert any("lora_A" in k for k in saved) and "proj.weight" in saved and "queries" in saved
+    assert not any("embed_tokens" in k or "lm_head" in k for k in saved)
+    loaded = ConceptEncoder.load(tmp_path, make_tiny_decoder(tokenizer)).eval()
+    assert loaded.config == encoder.config
+    assert loaded.fingerprint() == encoder.fingerprint()
+    with torch.no_grad():
+        assert torch.equal(loaded.encode(segments[:4])[0], encoder.encode(segments[:4])[0])
+    fresh = ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4))
+    assert fresh.fingerprint() != encoder.fingerprint()
+
+
+def test_loading_mismatched_weights_fails_clearly(tmp_path, tokenizer):
+    ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4)).save(tmp_path)
+    other = ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=8))
+    with pytest.raises(ValueError, match="do not match"):
+        from safetensors.torch import load_file
+
+        other.load_trainable(load_file(str(tmp_path / "soft_compressor.safetensors")))
+    with pytest.raises(FileNotFoundError):
+        ConceptEncoder.load(tmp_path / "missing", make_tiny_decoder(tokenizer))
+
+
+def test_calibration_matches_token_embedding_scale(tiny_decoder, segments):
+    encoder = ConceptEncoder(tiny_decoder).eval()
+    encoder.calibrate(segments[:8])
+    with torch.no_grad():
+        out = torch.cat(encoder.encode(segments[:8]))
+    target = tiny_decoder.get_input_embeddings().weight.pow(2).mean().sqrt()
+    torch.testing.assert_close(out.pow(2).mean().sqrt(), target, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["bf16", "int8"])
+def test_precision_modes_still_encode_and_read(tiny_decoder, segments, mode):
+    encoder = apply_precision(ConceptEncoder(tiny_decoder).eval(), mode)
+    with torch.no_grad():
+        out = encoder.encode(segments[:3])
+        with encoder.reader() as lm:
+            logits = lm(inputs_embeds=torch.cat(out)[None]).logits
+    assert out[0].shape == (-(-len(segments[0]) // 2), 64)
+    assert torch.isfinite(logits.float()).all()
+    with pytest.raises(ValueError):
+        apply_precision(encoder, "int4")
