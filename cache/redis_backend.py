@@ -1,0 +1,218 @@
+"""Redis backends (redis-py): :class:`RedisCache` (sync) and :class:`AsyncRedisCache` (asyncio).
+
+Standalone and Cluster
+----------------------
+``from_url`` builds a client with its own connection pool, short socket timeouts and at most one
+immediate reconnect retry (redis-py's default of 10 retries with backoff would turn an outage into
+multi-second stalls; :mod:`promptpress.cache.resilience` handles outages instead). A URL scheme
+``redis+cluster://`` / ``rediss+cluster://`` (or ``?cluster=true``) selects
+``redis.cluster.RedisCluster`` / ``redis.asyncio.cluster.RedisCluster``.
+
+Reads: standalone sends ``MGET`` in chunks of ``chunk_size`` keys, all chunks in one pipeline (one
+round trip). In a cluster a multi-key ``MGET`` fails with CROSSSLOT unless every key hashes to one
+slot, and the segment keys are deliberately *not* hash-tagged (see :mod:`promptpress.cache.keys`:
+every value is self-contained, so nothing needs to be co-located, and tagging would pile a whole
+namespace onto one master). So the cluster path uses the client's ``mget_nonatomic``, which groups
+keys by slot and pipelines one ``MGET`` per slot to the owning node. Non-atomic is fine here: each
+key is an independent cache entry, there is no multi-key invariant to protect.
+
+Writes: ``SET key value PX ttl_ms`` per item in one non-transactional pipeline (a cluster pipeline
+routes each command to its node). Values above ``max_value_bytes`` are not sent (counted as
+``oversized``): one huge value must not evict hundreds of useful ones or block the server.
+
+Errors (connection refused, timeouts, cluster down) propagate from these classes; wrap them in
+:class:`~promptpress.cache.resilience.ResilientCache` (``open_cache`` does) to fail open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
+
+from .interface import AsyncSegmentCache, SegmentCache
+
+__all__ = ["DEFAULT_MAX_VALUE_BYTES", "DEFAULT_REDIS_TTL", "AsyncRedisCache", "RedisCache", "parse_redis_url"]
+
+DEFAULT_REDIS_TTL = 7 * 24 * 3600.0
+DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
+DEFAULT_SOCKET_TIMEOUT = 0.5
+DEFAULT_CHUNK = 512
+
+
+def parse_redis_url(url: str) -> tuple[str, bool]:
+    """Return (url redis-py understands, is_cluster). Accepts ``redis+cluster://`` and ``?cluster=``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    cluster = False
+    if scheme.endswith("+cluster"):
+        scheme, cluster = scheme[: -len("+cluster")], True
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"not a Redis URL: {url!r} (use redis://, rediss:// or redis+cluster://)")
+    query = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name == "cluster":
+            cluster = value.lower() in ("1", "true", "yes", "on")
+        else:
+            query.append((name, value))
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment)), cluster
+
+
+def _client_options(socket_timeout: float, connect_timeout: float | None, retry: Any) -> dict[str, Any]:
+    return {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout if connect_timeout is not None else socket_timeout,
+        "retry": retry,
+        "decode_responses": False,
+    }
+
+
+def _chunks(keys: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(keys), size):
+        yield keys[i : i + size]
+
+
+def _check_values(values: list[Any]) -> list[bytes | None]:
+    for v in values:
+        if v is not None and not isinstance(v, bytes):
+            raise TypeError("Redis returned str values: the client must not use decode_responses=True")
+    return values
+
+
+def _px(ttl: float | None) -> int | None:
+    return max(1, round(ttl * 1000)) if ttl is not None else None
+
+
+class RedisCache(SegmentCache):
+    """Sync Redis / Redis Cluster cache around a redis-py client (it owns and closes the client)."""
+
+    def __init__(
+        self,
+        client: redis.Redis | redis.cluster.RedisCluster,
+        *,
+        default_ttl: float | None = DEFAULT_REDIS_TTL,
+        max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES,
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> None:
+        super().__init__(max_value_bytes=max_value_bytes, default_ttl=default_ttl)
+        self.client = client
+        self.is_cluster = isinstance(client, redis.cluster.RedisCluster)
+        self.chunk_size = chunk_size
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+        socket_connect_timeout: float | None = None,
+        max_connections: int = 64,
+        **cache_options: Any,
+    ) -> RedisCache:
+        plain, cluster = parse_redis_url(url)
+        opts = _client_options(
+            socket_timeout, socket_connect_timeout, Retry(NoBackoff(), 1, (RedisConnectionError,))
+        )
+        client: redis.Redis | redis.cluster.RedisCluster
+        if cluster:
+            client = redis.cluster.RedisCluster.from_url(plain, max_connections=max_connections, **opts)
+        else:
+            client = redis.Redis.from_url(plain, max_connections=max_connections, **opts)
+        return cls(client, **cache_options)
+
+    def _get_many(self, keys: list[str]) -> list[bytes | None]:
+        if self.is_cluster:
+            out: list[Any] = []
+            for chunk in _chunks(keys, self.chunk_size):
+                out += self.client.mget_nonatomic(chunk)  # type: ignore[union-attr]
+            return _check_values(out)
+        pipe = self.client.pipeline(transaction=False)
+        for chunk in _chunks(keys, self.chunk_size):
+            pipe.mget(chunk)
+        return _check_values([v for part in pipe.execute() for v in part])
+
+    def _put_many(self, items: dict[str, bytes], ttl: float | None) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        px = _px(ttl)
+        for key, value in items.items():
+            pipe.set(key, value, px=px)
+        pipe.execute()
+
+    def ping(self) -> bool:
+        return bool(self.client.ping())
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class AsyncRedisCache(AsyncSegmentCache):
+    """asyncio Redis / Redis Cluster cache around a ``redis.asyncio`` client."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
+        *,
+        default_ttl: float | None = DEFAULT_REDIS_TTL,
+        max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES,
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> None:
+        super().__init__(max_value_bytes=max_value_bytes, default_ttl=default_ttl)
+        self.client = client
+        self.is_cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
+        self.chunk_size = chunk_size
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+        socket_connect_timeout: float | None = None,
+        max_connections: int = 64,
+        **cache_options: Any,
+    ) -> AsyncRedisCache:
+        plain, cluster = parse_redis_url(url)
+        opts = _client_options(
+            socket_timeout, socket_connect_timeout, AsyncRetry(NoBackoff(), 1, (RedisConnectionError,))
+        )
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+        if cluster:
+            client = redis.asyncio.cluster.RedisCluster.from_url(
+                plain, max_connections=max_connections, **opts
+            )
+        else:
+            client = redis.asyncio.Redis.from_url(plain, max_connections=max_connections, **opts)
+        return cls(client, **cache_options)
+
+    async def _aget_many(self, keys: list[str]) -> list[bytes | None]:
+        if self.is_cluster:
+            out: list[Any] = []
+            for chunk in _chunks(keys, self.chunk_size):
+                out += await self.client.mget_nonatomic(chunk)  # type: ignore[union-attr]
+            return _check_values(out)
+        pipe = self.client.pipeline(transaction=False)
+        for chunk in _chunks(keys, self.chunk_size):
+            pipe.mget(chunk)
+        return _check_values([v for part in await pipe.execute() for v in part])
+
+    async def _aput_many(self, items: dict[str, bytes], ttl: float | None) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        px = _px(ttl)
+        for key, value in items.items():
+            pipe.set(key, value, px=px)
+        await pipe.execute()
+
+    async def ping(self) -> bool:
+        return bool(await self.client.ping())
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
