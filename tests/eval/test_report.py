@@ -1,0 +1,58 @@
+"""Report aggregation, markdown and plots on a hand-made results file."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from promptpress.eval.report import summarize, write_report
+
+
+def _row(
+    id_: str, method: str, rate: float, score: float, orig: int, comp: int, cms: float, gms: float, **kw
+):  # type: ignore[no-untyped-def]
+    return {
+        "dataset": "multi_news", "_id": id_, "method": method, "rate": rate, "score": score,
+        "original_tokens": orig, "compressed_tokens": comp, "compression_ms": cms, "generation_ms": gms,
+        "ttft_ms": gms / 2, "prompt_cache": False, "prediction": "x", **kw,
+    }  # fmt: skip
+
+
+ROWS = [
+    _row("a", "none", 1.0, 0.40, 1000, 1000, 0, 2000),
+    _row("b", "none", 1.0, 0.20, 3000, 3000, 0, 4000),
+    _row("a", "truncate", 0.5, 0.30, 1000, 500, 10, 990),
+    _row("b", "truncate", 0.5, 0.0, 3000, 1500, 30, 1970),  # an error row for "b" follows; it is ignored
+    {"dataset": "multi_news", "_id": "b", "method": "random", "rate": 0.5, "error": "HTTP 500"},
+    _row("a", "random", 0.5, 0.10, 1000, 400, 5, 995),
+]
+
+
+def test_summary_numbers() -> None:
+    cells = {(c.method, c.rate): c for c in summarize(ROWS)}
+    none, trunc, rand = cells[("none", 1.0)], cells[("truncate", 0.5)], cells[("random", 0.5)]
+    assert none.score == pytest.approx(30.0) and none.retained == pytest.approx(100.0)
+    assert trunc.score == pytest.approx(15.0)
+    assert trunc.retained == pytest.approx(50.0)  # 0.15 / 0.30
+    assert trunc.ratio == pytest.approx(2.0)  # 4000 / 2000 tokens
+    assert trunc.compression_ms == pytest.approx(20.0) and trunc.generation_ms == pytest.approx(1480.0)
+    assert trunc.speedup == pytest.approx(3000 / 1500)  # mean none generation / mean (compress + generate)
+    # random only has sample "a": retained and speedup are paired on it
+    assert rand.n == 1 and rand.retained == pytest.approx(25.0) and rand.speedup == pytest.approx(2.0)
+    assert rand.ratio == pytest.approx(2.5) and none.prompt_cache == "off"
+
+
+def test_files(tmp_path: Path) -> None:
+    with (tmp_path / "results.jsonl").open("w") as fh:
+        for row in ROWS:
+            fh.write(json.dumps(row) + "\n")
+        fh.write('{"dataset": "multi_news", "_id": "c", "meth')  # torn last line of a killed run
+    files = write_report(tmp_path)
+    text = files.markdown.read_text()
+    assert "| truncate | 0.5 | 2 | 15.00 | 50.0% | 2.00x | 20 | 1480 | 740 | 2.00x |" in text
+    assert "| none | 1 | 2 | 30.00 | 100.0% | 1.00x |" in text
+    assert "1 sample(s) failed" in text and "Prompt cache: off" in text
+    for png in (files.score_plot, files.latency_plot):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    with pytest.raises(FileNotFoundError):
+        write_report(tmp_path / "missing")

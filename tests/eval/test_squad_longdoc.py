@@ -1,0 +1,83 @@
+"""The SQuAD long-document suite built from the real SQuAD v1.1 dev set (two articles)."""
+
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from promptpress.compressor.tokens import count_tokens
+from promptpress.eval import squad_longdoc as sq
+from promptpress.eval.longbench import build_prompt, load_dataset
+from promptpress.eval.metrics import score_sample
+
+
+@pytest.fixture(scope="module")
+def squad_path() -> Path:
+    """The verified json: PROMPTPRESS_SQUAD_JSON, or fetched once into the promptpress cache."""
+    if os.environ.get("PROMPTPRESS_SQUAD_JSON"):
+        return Path(os.environ["PROMPTPRESS_SQUAD_JSON"])
+    return sq.squad_json()
+
+
+def test_build_two_articles(tmp_path: Path, squad_path: Path) -> None:
+    cfg = sq.BuildConfig(max_articles=2, seed=3)
+    path = sq.build_suite(tmp_path, cfg, squad_json_path=squad_path)
+    samples = load_dataset(tmp_path, "squad_longdoc")
+    squad = json.loads(squad_path.read_text())
+    titles = {a["title"] for a in squad["data"][:2]}
+    assert samples and {s.extra["title"] for s in samples} == titles
+    contexts = {s.context for s in samples}
+    assert len(contexts) >= 2
+    for context in contexts:
+        assert cfg.min_tokens <= count_tokens(context) <= cfg.max_tokens + 10  # joins add a token or two
+    paragraphs = {p["context"].strip(): a["title"] for a in squad["data"][:2] for p in a["paragraphs"]}
+    for s in samples:
+        parts = s.context.split("\n\n")
+        assert all(p in paragraphs for p in parts)  # whole, real paragraphs
+        # the question's answer is in its context and the gold answer scores 1
+        assert any(a in s.context for a in s.answers)
+        assert score_sample("squad_longdoc", s.answers[0], s.answers) == 1.0
+    positions = [s.extra["answer_position"] for s in samples]
+    assert min(positions) < 0.34 and max(positions) > 0.66  # answers early and late in the context
+    meta = json.loads(path.with_name("squad_longdoc.meta.json").read_text())
+    assert meta["samples"] == len(samples) and meta["source_sha256"] == sq.JSON_SHA256
+    prompt = build_prompt(samples[0])
+    assert prompt.max_new_tokens == 32 and samples[0].input in prompt.text
+    # seeded: the same config builds the same suite, another seed another one
+    again = sq.build_samples(squad, cfg)
+    assert [s.id for s in again] == [s.id for s in samples]
+    other = sq.build_samples(squad, sq.BuildConfig(max_articles=2, seed=4))
+    assert [s.id for s in other] != [s.id for s in samples]
+
+
+def test_extracts_only_the_member_and_checks_it(tmp_path: Path, squad_path: Path) -> None:
+    sdist = tmp_path / "bigbench-1.0.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as archive:
+        for name, data in [
+            ("bigbench-1.0.0/setup.py", b"print('not extracted')"),
+            (f"bigbench-1.0.0/{sq.MEMBER_SUFFIX}", squad_path.read_bytes()),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    cache = tmp_path / "cache"
+    path = sq.squad_json(cache, sdist=sdist)
+    assert path.read_bytes() == squad_path.read_bytes()
+    assert sorted(p.name for p in cache.iterdir()) == [sq.JSON_NAME]
+    # a tampered file is rejected
+    path.write_bytes(b"{}")
+    bad = tmp_path / "bad.tar.gz"
+    with tarfile.open(bad, "w:gz") as archive:
+        info = tarfile.TarInfo(f"x/{sq.MEMBER_SUFFIX}")
+        info.size = 2
+        archive.addfile(info, io.BytesIO(b"{}"))
+    with pytest.raises(sq.SourceError, match="sha256"):
+        sq.squad_json(cache, sdist=bad)
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ValueError, match="min_tokens"):
+        sq.BuildConfig(min_tokens=5000, max_tokens=4000).validate()
