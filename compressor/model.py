@@ -1,0 +1,114 @@
+"""Load a token-classification checkpoint (two labels, label 1 = keep) and its tokenizer.
+
+Any ``AutoModelForTokenClassification`` checkpoint works: the official
+``microsoft/llmlingua-2-*`` models, promptpress's own, or a bare encoder (its head is then
+initialised from a fixed seed and reported as untrained). Nothing is inferred from the model's name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import assets
+
+log = logging.getLogger("promptpress.compressor")
+
+DEFAULT_MODEL = "package:all-minilm-l6-v2"
+HEAD_SEED = 0
+
+
+class ModelError(RuntimeError):
+    """The checkpoint cannot serve as a keep/drop token classifier."""
+
+
+@dataclass
+class LoadedModel:
+    spec: str
+    path: Path
+    model: Any  # transformers PreTrainedModel (torch.nn.Module), eval mode, CPU
+    tokenizer: Any  # a fast tokenizer
+    trained_head: bool
+    max_length: int
+    fingerprint: str  # content hash of the weights and tokenizer, for cache keys
+
+    @property
+    def display_name(self) -> str:
+        return self.spec + ("" if self.trained_head else " (untrained head)")
+
+
+def load_token_classifier(
+    spec: str | os.PathLike[str] = DEFAULT_MODEL, *, max_length: int = 512
+) -> LoadedModel:
+    import torch
+    from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    spec = os.fspath(spec)
+    path = assets.resolve(spec)
+    if not path.is_dir():
+        raise ModelError(f"{spec!r} resolves to {path}, which is not a checkpoint directory")
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except Exception as exc:
+        raise ModelError(f"{path} has no readable config.json: {exc}") from exc
+    trained = any("ForTokenClassification" in a for a in (config.architectures or []))
+    if trained and config.num_labels != 2:
+        raise ModelError(
+            f"{spec!r} has {config.num_labels} labels; a keep/drop classifier needs 2 (1 = keep)"
+        )
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+            warnings.simplefilter("ignore")
+            torch.manual_seed(HEAD_SEED)
+            model, info = AutoModelForTokenClassification.from_pretrained(
+                path,
+                num_labels=2,
+                output_loading_info=True,
+                dtype=torch.float32,
+            )
+            tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as exc:
+        raise ModelError(f"cannot load {spec!r} as a token classifier: {type(exc).__name__}: {exc}") from exc
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if not getattr(tokenizer, "is_fast", False) or not hasattr(tokenizer, "backend_tokenizer"):
+        raise ModelError(f"{spec!r} has no fast tokenizer (tokenizer.json); one is required for word offsets")
+    missing_head = any(k.startswith("classifier") for k in info.get("missing_keys", []))
+    trained = trained and not missing_head
+    if not trained:
+        log.warning(
+            "%s: the classification head is untrained (seed %d); keep/drop decisions are not meaningful",
+            spec,
+            HEAD_SEED,
+        )
+    model.eval()
+    limit = min(max_length, int(getattr(config, "max_position_embeddings", max_length) or max_length))
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        limit = min(limit, int(config.max_position_embeddings) - 2)  # RoBERTa offsets positions by 2
+    return LoadedModel(
+        spec=spec,
+        path=path,
+        model=model,
+        tokenizer=tokenizer,
+        trained_head=trained,
+        max_length=limit,
+        fingerprint=fingerprint(model, tokenizer),
+    )
+
+
+def fingerprint(model: Any, tokenizer: Any) -> str:
+    """blake2b over the weights and the tokenizer definition (stable across processes)."""
+    digest = hashlib.blake2b(digest_size=12)
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    digest.update(tokenizer.backend_tokenizer.to_str().encode())
+    return digest.hexdigest()

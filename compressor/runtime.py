@@ -1,0 +1,153 @@
+"""Inference back ends: padded token ids in, keep probabilities (label 1) out.
+
+- ``torch``: the checkpoint as loaded, fp32.
+- ``int8``: torch dynamic quantisation of the Linear layers (weights int8, activations quantised
+  on the fly).
+- ``onnx`` / ``onnx-int8``: the model exported once to ONNX (cached under the model's fingerprint)
+  and run by ONNX Runtime, optionally with dynamically quantised int8 weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from .assets import cache_dir
+from .model import LoadedModel
+
+BackendName = Literal["torch", "int8", "onnx", "onnx-int8"]
+BACKENDS: tuple[str, ...] = ("torch", "int8", "onnx", "onnx-int8")
+
+
+class Runtime(Protocol):
+    name: str
+
+    def keep_probs(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """[batch, length] int64 ids and 0/1 mask -> [batch, length] float32 P(keep)."""
+        ...
+
+
+class TorchRuntime:
+    name = "torch"
+
+    def __init__(self, model: Any, threads: int | None = None) -> None:
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self.model = model
+
+    def keep_probs(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            logits = self.model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits
+            return torch.softmax(logits.float(), dim=-1)[..., 1].numpy()
+
+
+class TorchInt8Runtime(TorchRuntime):
+    name = "int8"
+
+    def __init__(self, model: Any, threads: int | None = None) -> None:
+        import torch
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantized = torch.ao.quantization.quantize_dynamic(
+                copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
+            )
+        super().__init__(quantized.eval(), threads)
+
+
+class _ProbabilityHead:
+    """Wraps a token classifier so the exported graph returns P(keep) directly."""
+
+    def __new__(cls, model: Any) -> Any:
+        import torch
+
+        class Head(torch.nn.Module):
+            def __init__(self, inner: Any) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+                logits = self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
+                return torch.softmax(logits, dim=-1)[..., 1]
+
+        return Head(model).eval()
+
+
+def export_onnx(loaded: LoadedModel, *, quantize: bool) -> Path:
+    """Export (once, cached by fingerprint) and return the ONNX file."""
+    import torch
+
+    directory = cache_dir() / "onnx"
+    directory.mkdir(parents=True, exist_ok=True)
+    fp32 = directory / f"{loaded.fingerprint}.onnx"
+    if not fp32.is_file():
+        head = _ProbabilityHead(loaded.model)
+        example = torch.ones((2, 16), dtype=torch.long)
+        tmp = fp32.with_suffix(f".{os.getpid()}.tmp")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                head,
+                (example, example),
+                str(tmp),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["keep"],
+                dynamic_axes={
+                    name: {0: "batch", 1: "length"} for name in ("input_ids", "attention_mask", "keep")
+                },
+                opset_version=17,
+                dynamo=False,
+            )
+        loaded.model.eval()  # export restores the wrapper's (training) mode on the inner model
+        os.replace(tmp, fp32)
+    if not quantize:
+        return fp32
+    int8 = directory / f"{loaded.fingerprint}.int8.onnx"
+    if not int8.is_file():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        tmp = int8.with_suffix(f".{os.getpid()}.tmp.onnx")
+        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+        os.replace(tmp, int8)
+    return int8
+
+
+class OnnxRuntime:
+    def __init__(self, loaded: LoadedModel, *, quantize: bool, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise RuntimeError(
+                "the onnx back ends need onnxruntime: pip install 'promptpress[fast]'"
+            ) from exc
+        self.name = "onnx-int8" if quantize else "onnx"
+        path = export_onnx(loaded, quantize=quantize)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def keep_probs(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        out = self.session.run(
+            ["keep"], {"input_ids": ids.astype(np.int64), "attention_mask": mask.astype(np.int64)}
+        )
+        return np.asarray(out[0], dtype=np.float32)
+
+
+def make_runtime(loaded: LoadedModel, backend: str = "torch", threads: int | None = None) -> Runtime:
+    if backend == "torch":
+        return TorchRuntime(loaded.model, threads)
+    if backend == "int8":
+        return TorchInt8Runtime(loaded.model, threads)
+    if backend in ("onnx", "onnx-int8"):
+        return OnnxRuntime(loaded, quantize=backend == "onnx-int8", threads=threads)
+    raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

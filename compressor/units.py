@@ -1,0 +1,210 @@
+"""Units: the words of a context, with their spans, keep probabilities, token counts and forcing.
+
+A unit is what gets kept or dropped. Most units are words made of the encoder's sub-word tokens
+(`words.py`); a force-token occurrence that no token covers (e.g. "\\n" for a BERT tokenizer, which
+discards whitespace) becomes a unit of its own. Keep-marker spans (``<keep>...</keep>``) and
+force-token occurrences are never cut through: tokens inside one occurrence form one unit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+_DIGIT = re.compile(r"\d")
+
+
+@dataclass
+class Units:
+    """The units of one context, in text order (all arrays have one row per unit)."""
+
+    text: str  # the context with keep markers removed: what spans index into
+    spans: np.ndarray  # [n, 2] int64 character offsets
+    probs: np.ndarray  # [n] float32 model keep probability (1.0 for units no token covers)
+    forced: np.ndarray  # [n] bool: always kept
+    force_id: np.ndarray  # [n] int64: index into the force-token list if the unit is one occurrence, else -1
+    window: np.ndarray  # [n] int64: encoder window the unit was scored in
+    counts: np.ndarray  # [n] int64: tiktoken tokens of the unit's text
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+    def texts(self) -> list[str]:
+        return [self.text[s:e] for s, e in self.spans.tolist()]
+
+
+def strip_keep_markers(text: str, markers: tuple[str, str] | None) -> tuple[str, list[tuple[int, int]]]:
+    """Remove keep markers; return the clean text and the kept spans in its coordinates.
+
+    An opening marker without a closing one, or a stray closing one, stays as literal text.
+    """
+    if not markers:
+        return text, []
+    opening, closing = markers
+    out: list[str] = []
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    length = 0
+    while True:
+        start = text.find(opening, pos)
+        if start < 0:
+            break
+        stop = text.find(closing, start + len(opening))
+        if stop < 0:
+            break
+        out.append(text[pos:start])
+        length += start - pos
+        inner = text[start + len(opening) : stop]
+        if inner:
+            spans.append((length, length + len(inner)))
+        out.append(inner)
+        length += len(inner)
+        pos = stop + len(closing)
+    out.append(text[pos:])
+    return "".join(out), spans
+
+
+def find_occurrences(text: str, force_tokens: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Non-overlapping occurrences of the force tokens (longest first): spans [m, 2] and token index [m]."""
+    if not force_tokens or not text:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    index = {tok: i for i, tok in enumerate(force_tokens)}
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(index, key=len, reverse=True)))
+    found = [(m.start(), m.end(), index[m.group()]) for m in pattern.finditer(text)]
+    if not found:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    arr = np.asarray(found, dtype=np.int64)
+    return arr[:, :2], arr[:, 2]
+
+
+def merge_spans(spans: np.ndarray) -> np.ndarray:
+    """Sort and merge overlapping spans."""
+    if len(spans) == 0:
+        return spans.reshape(0, 2)
+    spans = spans[np.argsort(spans[:, 0], kind="stable")]
+    merged = [list(spans[0])]
+    for s, e in spans[1:].tolist():
+        if s < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    return np.asarray(merged, dtype=np.int64)
+
+
+def occurrence_starts(token_starts: np.ndarray, occ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each token: is it inside an occurrence, and is it the first token of that occurrence."""
+    n = len(token_starts)
+    if len(occ) == 0 or n == 0:
+        return np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    j = np.searchsorted(occ[:, 0], token_starts, side="right") - 1
+    inside = (j >= 0) & (token_starts < occ[np.maximum(j, 0), 1])
+    occ_id = np.where(inside, j, -1)
+    first = inside.copy()
+    first[1:] &= occ_id[1:] != occ_id[:-1]
+    return inside, first
+
+
+def overlapping(spans: np.ndarray, occ: np.ndarray) -> np.ndarray:
+    """Index of an occurrence overlapping each span, or -1."""
+    if len(occ) == 0 or len(spans) == 0:
+        return np.full(len(spans), -1, dtype=np.int64)
+    j = np.searchsorted(occ[:, 0], spans[:, 1], side="left") - 1
+    hit = (j >= 0) & (occ[np.maximum(j, 0), 1] > spans[:, 0])
+    return np.where(hit, j, -1)
+
+
+def uncovered(occ: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """Boolean per occurrence: no span overlaps it."""
+    if len(occ) == 0:
+        return np.zeros(0, dtype=bool)
+    return overlapping(occ, spans) < 0
+
+
+def digit_mask(texts: list[str]) -> np.ndarray:
+    return np.fromiter((bool(_DIGIT.search(t)) for t in texts), dtype=bool, count=len(texts))
+
+
+def build_units(
+    text: str,
+    tokens: list[str],
+    offsets: np.ndarray,
+    token_probs: np.ndarray,
+    token_window: np.ndarray,
+    starts: np.ndarray,
+    *,
+    force: tuple[np.ndarray, np.ndarray],
+    keep_spans: list[tuple[int, int]],
+    token_to_word: str,
+    force_reserve_digit: bool,
+    count: Callable[[list[str]], np.ndarray],
+) -> Units:
+    """Group tokens into units and attach probabilities, forcing and token counts.
+
+    `starts` is the tokenizer's own "token starts a word" flags (`words.WordRule.starts`); force-token
+    occurrences and keep spans add boundaries around themselves and never get split.
+    """
+    from .words import word_ids, word_probabilities, word_spans
+
+    force_occ, force_ids = force
+    protected = merge_spans(
+        np.concatenate([force_occ, np.asarray(keep_spans, dtype=np.int64).reshape(-1, 2)])
+    )
+    starts = starts.copy()
+    if len(tokens):
+        inside, first = occurrence_starts(offsets[:, 0], protected)
+        starts[inside] = first[inside]
+        after = np.zeros(len(tokens), dtype=bool)
+        after[1:] = inside[:-1] & ~inside[1:]
+        starts |= after
+        starts[0] = True
+    ids = word_ids(starts)
+    n = int(ids[-1]) + 1 if len(ids) else 0
+    spans = word_spans(offsets, ids, n)
+    probs = word_probabilities(token_probs.astype(np.float64), ids, n, token_to_word)  # type: ignore[arg-type]
+    window = np.zeros(n, dtype=np.int64)
+    if n:
+        window[ids[::-1]] = token_window[::-1]  # first token's window wins
+    forced = overlapping(spans, protected) >= 0
+    force_id = np.full(n, -1, dtype=np.int64)
+    if len(force_occ):
+        j = overlapping(spans, force_occ)
+        exact = j >= 0
+        exact[exact] = np.all(spans[exact] == force_occ[j[exact]], axis=1)
+        force_id[exact] = force_ids[j[exact]]
+
+    lonely = uncovered(force_occ, spans)  # e.g. "\n" for tokenizers that drop whitespace
+    if lonely.any():
+        extra = force_occ[lonely]
+        extra_window = np.zeros(len(extra), dtype=np.int64)
+        if len(tokens):
+            before = np.searchsorted(offsets[:, 0], extra[:, 0], side="right") - 1
+            extra_window = token_window[np.maximum(before, 0)]
+        spans = np.concatenate([spans, extra])
+        probs = np.concatenate([probs, np.ones(len(extra), dtype=np.float32)])
+        forced = np.concatenate([forced, np.ones(len(extra), dtype=bool)])
+        force_id = np.concatenate([force_id, force_ids[lonely]])
+        window = np.concatenate([window, extra_window])
+        order = np.argsort(spans[:, 0], kind="stable")
+        spans, probs, forced, force_id, window = (
+            spans[order],
+            probs[order],
+            forced[order],
+            force_id[order],
+            window[order],
+        )
+
+    texts = [text[s:e] for s, e in spans.tolist()]
+    if force_reserve_digit and texts:
+        forced = forced | digit_mask(texts)
+    return Units(
+        text=text,
+        spans=spans,
+        probs=probs.astype(np.float32),
+        forced=forced,
+        force_id=force_id,
+        window=window,
+        counts=count(texts),
+    )
