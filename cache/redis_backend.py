@@ -62,6 +62,8 @@ def parse_redis_url(url: str) -> tuple[str, bool]:
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name == "cluster":
             cluster = value.lower() in ("1", "true", "yes", "on")
+        elif name == "decode_responses":
+            raise ValueError("the segment cache stores binary values: decode_responses is not supported")
         else:
             query.append((name, value))
     return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment)), cluster
