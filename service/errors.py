@@ -73,7 +73,9 @@ class BodyTooLarge(HTTPException):
         self.limit = limit
 
 
-def validation_message(errors: list[dict[str, Any]], content_type: str | None = None) -> tuple[str, str | None]:
+def validation_message(
+    errors: list[dict[str, Any]], content_type: str | None = None
+) -> tuple[str, str | None]:
     """A one-line message and the offending parameter from pydantic/FastAPI validation errors."""
     if not errors:
         return "invalid request", None
@@ -94,7 +96,9 @@ def validation_message(errors: list[dict[str, Any]], content_type: str | None = 
     return (f"{param}: {message}{more}" if param else f"{message}{more}"), param
 
 
-def from_validation(exc: ValidationError | RequestValidationError, content_type: str | None = None) -> APIError:
+def from_validation(
+    exc: ValidationError | RequestValidationError, content_type: str | None = None
+) -> APIError:
     message, param = validation_message(list(exc.errors()), content_type)
     return APIError(400, message, param=param, code="invalid_request")
 

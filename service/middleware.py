@@ -23,7 +23,11 @@ async def _send_json(send: Send, status: int, body: dict, headers: list[tuple[by
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
         }
     )
     await send({"type": "http.response.body", "body": payload})
@@ -47,11 +51,15 @@ class BodyLimitMiddleware:
                 try:
                     too_big = int(value) > self.limit
                 except ValueError:
-                    await _send_json(send, 400, error_body("invalid Content-Length header", "invalid_request_error"))
+                    await _send_json(
+                        send, 400, error_body("invalid Content-Length header", "invalid_request_error")
+                    )
                     return
                 if too_big:
                     await _send_json(
-                        send, 413, error_body(message, "invalid_request_error", code="body_too_large"),
+                        send,
+                        413,
+                        error_body(message, "invalid_request_error", code="body_too_large"),
                         [(b"connection", b"close")],
                     )
                     return

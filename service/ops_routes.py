@@ -44,7 +44,9 @@ async def healthz(request: Request) -> HealthResponse:
 @router.get("/metrics", tags=["ops"], response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition."""
-    return Response(get_state(request).metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(
+        get_state(request).metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
 
 
 def _options(request: Request, body: CompressRequest) -> Any:
@@ -61,7 +63,9 @@ def _options(request: Request, body: CompressRequest) -> Any:
     try:
         return state.policy.options.with_overrides(**overrides)
     except (OptionsError, TypeError, ValueError) as exc:
-        raise APIError(400, f"invalid option: {exc}", param="options", code="invalid_compression_option") from exc
+        raise APIError(
+            400, f"invalid option: {exc}", param="options", code="invalid_compression_option"
+        ) from exc
 
 
 @router.post(
@@ -76,10 +80,17 @@ async def compress(body: CompressRequest, request: Request) -> dict[str, Any]:
     verbatim and appended to `prompt`."""
     state = get_state(request)
     if state.runner is None:
-        raise APIError(503, f"compressor unavailable: {state.compressor_error}", code="compressor_unavailable")
+        raise APIError(
+            503, f"compressor unavailable: {state.compressor_error}", code="compressor_unavailable"
+        )
     name = getattr(state.compressor, "name", "")
     if body.model is not None and body.model != name:
-        raise APIError(400, f"unknown compressor model {body.model!r}; loaded: {name!r}", param="model", code="model_not_found")
+        raise APIError(
+            400,
+            f"unknown compressor model {body.model!r}; loaded: {name!r}",
+            param="model",
+            code="model_not_found",
+        )
     method = getattr(state.compressor, "method", "token_classifier")
     if body.method is not None and body.method != method:
         raise APIError(400, f"unknown method {body.method!r}; this service runs {method!r}", param="method")

@@ -40,7 +40,9 @@ class Policy:
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
         options = CompressOptions().with_overrides(
-            rate=settings.rate, target_tokens=settings.target_tokens, force_tokens=tuple(settings.force_tokens)
+            rate=settings.rate,
+            target_tokens=settings.target_tokens,
+            force_tokens=tuple(settings.force_tokens),
         )
         return cls(settings.compress, frozenset(settings.compress_roles), settings.min_tokens, options)
 
@@ -52,7 +54,9 @@ def _header_number(headers: Mapping[str, str], name: str, kind: type) -> Any:
     try:
         value = kind(raw.strip())
     except ValueError:
-        raise APIError(400, f"header X-Promptpress-{name} must be a number, got {raw!r}", code="invalid_header")
+        raise APIError(
+            400, f"header X-Promptpress-{name} must be a number, got {raw!r}", code="invalid_header"
+        ) from None
     if isinstance(value, float) and not math.isfinite(value):
         raise APIError(400, f"header X-Promptpress-{name} must be finite, got {raw!r}", code="invalid_header")
     return value
@@ -65,7 +69,9 @@ def _overrides_from_headers(headers: Mapping[str, str]) -> dict[str, Any]:
         word = switch.strip().lower()
         if word not in _ON | _OFF:
             raise APIError(
-                400, f"header X-Promptpress-Compress must be 'on' or 'off', got {switch!r}", code="invalid_header"
+                400,
+                f"header X-Promptpress-Compress must be 'on' or 'off', got {switch!r}",
+                code="invalid_header",
             )
         out["compress"] = word in _ON
     for name, key, kind in (

@@ -4,6 +4,7 @@ goes away."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -56,7 +57,9 @@ class Upstream:
         self.forward_client_auth = forward_client_auth
         self.client = httpx.AsyncClient(
             base_url=self.base_url + "/",
-            timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=write_timeout, pool=connect_timeout),
+            timeout=httpx.Timeout(
+                connect=connect_timeout, read=read_timeout, write=write_timeout, pool=connect_timeout
+            ),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             follow_redirects=False,
             trust_env=False,
@@ -78,7 +81,14 @@ class Upstream:
         return out
 
     async def send(
-        self, method: str, path: str, *, content: bytes | None, headers: dict[str, str], stream: bool, metrics: Metrics
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None,
+        headers: dict[str, str],
+        stream: bool,
+        metrics: Metrics,
     ) -> httpx.Response:
         """Send and return the response (headers read; body unread when `stream`). Transport failures
         become 504 (timeouts) or 502 (anything else) in OpenAI's error shape."""
@@ -114,7 +124,9 @@ def error_response(upstream: httpx.Response, content: bytes, extra: Mapping[str,
         data = None
     if not (isinstance(data, dict) and isinstance(data.get("error"), (dict, str))):
         text = content.decode("utf-8", "replace").strip()[:500] or upstream.reason_phrase
-        data = error_body(f"upstream returned HTTP {upstream.status_code}: {text}", "upstream_error", code="upstream_error")
+        data = error_body(
+            f"upstream returned HTTP {upstream.status_code}: {text}", "upstream_error", code="upstream_error"
+        )
         content = json.dumps(data).encode()
     headers = response_headers(upstream, extra)
     headers["content-type"] = "application/json"
@@ -128,10 +140,14 @@ async def json_response(
         content = await upstream.aread()
     except httpx.TimeoutException as exc:
         metrics.upstream_errors.labels("timeout").inc()
-        raise APIError(504, "the upstream did not finish its answer in time", code="upstream_timeout") from exc
+        raise APIError(
+            504, "the upstream did not finish its answer in time", code="upstream_timeout"
+        ) from exc
     except httpx.HTTPError as exc:
         metrics.upstream_errors.labels("cut").inc()
-        raise APIError(502, f"the upstream answer was cut: {type(exc).__name__}", code="upstream_cut") from exc
+        raise APIError(
+            502, f"the upstream answer was cut: {type(exc).__name__}", code="upstream_cut"
+        ) from exc
     finally:
         await upstream.aclose()
     if upstream.status_code >= 400:
@@ -167,10 +183,8 @@ class RelayResponse(StreamingResponse):
         async with anyio.create_task_group() as group:
 
             async def relay() -> None:
-                try:
+                with contextlib.suppress(OSError):  # the client went away mid-send
                     await self.stream_response(send)
-                except OSError:
-                    pass
                 group.cancel_scope.cancel()
 
             group.start_soon(relay)
@@ -200,4 +214,8 @@ async def relay_chunks(upstream: httpx.Response, metrics: Metrics) -> AsyncItera
 async def stream_response(upstream: httpx.Response, extra: Mapping[str, str], metrics: Metrics) -> Response:
     if upstream.status_code >= 400:
         return await json_response(upstream, extra, None, metrics)
-    return RelayResponse(relay_chunks(upstream, metrics), status_code=upstream.status_code, headers=response_headers(upstream, extra))
+    return RelayResponse(
+        relay_chunks(upstream, metrics),
+        status_code=upstream.status_code,
+        headers=response_headers(upstream, extra),
+    )

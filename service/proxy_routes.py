@@ -64,10 +64,14 @@ def _check_model(state: ServiceState, model: str) -> None:
 async def _until_disconnect(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
     """Run `work`, cancelling it (and so the upstream request) if the client disconnects first."""
     result: list[Response] = []
+    failure: list[BaseException] = []
     async with anyio.create_task_group() as group:
 
         async def run() -> None:
-            result.append(await work())
+            try:
+                result.append(await work())
+            except Exception as exc:  # re-raised below, outside the task group (no ExceptionGroup)
+                failure.append(exc)
             group.cancel_scope.cancel()
 
         async def watch() -> None:
@@ -77,11 +81,19 @@ async def _until_disconnect(request: Request, work: Callable[[], Awaitable[Respo
 
         group.start_soon(run)
         group.start_soon(watch)
+    if failure:
+        raise failure[0]
     return result[0] if result else Response(status_code=_DISCONNECTED)
 
 
 async def _forward(
-    request: Request, state: ServiceState, path: str, raw: dict[str, Any], changed: bool, stream: bool, report: Report
+    request: Request,
+    state: ServiceState,
+    path: str,
+    raw: dict[str, Any],
+    changed: bool,
+    stream: bool,
+    report: Report,
 ) -> Response:
     upstream = _upstream(state)
     content = json.dumps(raw, ensure_ascii=False).encode() if changed else await request.body()
@@ -91,7 +103,9 @@ async def _forward(
 
     async def send() -> Any:
         start = time.perf_counter()
-        response = await upstream.send("POST", path, content=content, headers=headers, stream=True, metrics=state.metrics)
+        response = await upstream.send(
+            "POST", path, content=content, headers=headers, stream=True, metrics=state.metrics
+        )
         state.metrics.upstream_latency.labels(route).observe(time.perf_counter() - start)
         return response
 
@@ -147,5 +161,7 @@ async def models(request: Request) -> Response:
     state = get_state(request)
     upstream = _upstream(state)
     headers = upstream.request_headers(request.headers, stream=False)
-    response = await upstream.send("GET", "models", content=None, headers=headers, stream=True, metrics=state.metrics)
+    response = await upstream.send(
+        "GET", "models", content=None, headers=headers, stream=True, metrics=state.metrics
+    )
     return await json_response(response, {}, None, state.metrics)

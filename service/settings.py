@@ -99,8 +99,7 @@ class Settings(BaseSettings):
     min_tokens: int = Field(
         200,
         ge=0,
-        description="Texts (a message or a content part) shorter than this many tokens are never "
-        "touched.",
+        description="Texts (a message or a content part) shorter than this many tokens are never touched.",
     )
     rate: float = Field(0.5, gt=0, le=1, description="Default fraction of tokens kept, in (0, 1].")
     target_tokens: int | None = Field(

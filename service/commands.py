@@ -1,0 +1,159 @@
+"""The ``serve`` and ``backend`` subcommands (the ``promptpress`` CLI calls `register`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from pydantic import ValidationError
+
+from .backend import DEFAULT_MODEL, BackendError, LocalBackend
+
+
+def register(subparsers: Any) -> None:
+    """Add ``serve`` and ``backend`` to an argparse subparsers object."""
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the compression API and OpenAI-compatible proxy",
+        description="Run the HTTP service. Settings come from PROMPTPRESS_* environment variables and "
+        ".env; the options below override them.",
+    )
+    serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--upstream", metavar="URL", help="OpenAI-compatible base URL to forward to")
+    serve.add_argument("--upstream-api-key", metavar="KEY", help="key sent to the upstream")
+    serve.add_argument("--model", help="compressor model spec (default: packaged MiniLM classifier)")
+    serve.add_argument("--rate", type=float, help="default fraction of tokens kept")
+    serve.add_argument("--min-tokens", type=int, help="texts shorter than this are left alone")
+    serve.add_argument("--cache", metavar="URL", help="segment cache (memory://, redis://..., disk://...)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--with-backend",
+        action="store_true",
+        help="start the local llama.cpp backend and use it as the upstream when none is configured",
+    )
+    _backend_options(serve, prefix="backend-", default_port=None)
+    serve.set_defaults(func=run_serve)
+
+    backend = subparsers.add_parser(
+        "backend",
+        help="run the local llama.cpp backend (OpenAI-compatible) in the foreground",
+        description="Serve a GGUF model with llama.cpp (xllamacpp) until Ctrl-C.",
+    )
+    backend.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback)")
+    _backend_options(backend, prefix="", default_port=8080)
+    backend.set_defaults(func=run_backend)
+
+
+def _backend_options(parser: argparse.ArgumentParser, prefix: str, default_port: int | None) -> None:
+    group = parser.add_argument_group("local backend")
+    group.add_argument(
+        f"--{prefix}model", dest="backend_model", default=DEFAULT_MODEL, help="GGUF model spec"
+    )
+    if prefix == "":
+        group.add_argument(
+            "--port", type=int, default=default_port, help=f"port (default {default_port}; 0: free)"
+        )
+    group.add_argument(f"--{prefix}ctx-size", dest="ctx_size", type=int, default=8192, help="context size")
+    group.add_argument(
+        f"--{prefix}threads", dest="threads", type=int, help="CPU threads (default: llama.cpp's)"
+    )
+    group.add_argument(f"--{prefix}parallel", dest="parallel", type=int, default=1, help="parallel slots")
+    group.add_argument(
+        f"--{prefix}no-prompt-cache",
+        dest="prompt_cache",
+        action="store_false",
+        help="disable the prompt cache",
+    )
+
+
+def _local_backend(
+    args: argparse.Namespace, host: str = "127.0.0.1", port: int | None = None
+) -> LocalBackend:
+    return LocalBackend(
+        args.backend_model,
+        host=host,
+        port=port,
+        ctx_size=args.ctx_size,
+        threads=args.threads,
+        parallel=args.parallel,
+        prompt_cache=args.prompt_cache,
+    )
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from .settings import Settings
+
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "upstream_base_url": args.upstream,
+        "upstream_api_key": args.upstream_api_key,
+        "model": args.model,
+        "rate": args.rate,
+        "min_tokens": args.min_tokens,
+        "cache_url": args.cache,
+        "log_level": args.log_level,
+    }
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:
+        print(f"promptpress serve: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    backend = None
+    if args.with_backend and not settings.upstream_base_url:
+        print("starting the local llama.cpp backend ...", file=sys.stderr)
+        try:
+            backend = _local_backend(args).start()
+        except (BackendError, OSError, ValueError) as exc:
+            print(f"promptpress serve: {exc}", file=sys.stderr)
+            return 1
+        update = {
+            "upstream_base_url": backend.base_url,
+            "allowed_models": settings.allowed_models or [backend.model_name],
+        }
+        settings = settings.model_copy(update=update)
+        print(f"backend {backend.model_name} at {backend.base_url}", file=sys.stderr)
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+        )
+    finally:
+        if backend is not None:
+            backend.stop()
+    return 0
+
+
+def run_backend(args: argparse.Namespace) -> int:
+    try:
+        backend = _local_backend(args, host=args.host, port=args.port).start()
+    except (BackendError, OSError, ValueError) as exc:
+        print(f"promptpress backend: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"llama.cpp backend ready: {backend.base_url}  model={backend.model_name}  (Ctrl-C to stop)",
+        flush=True,
+    )
+    try:
+        while backend.running:
+            time.sleep(0.5)
+        print("promptpress backend: the server exited", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        backend.stop()
