@@ -33,8 +33,20 @@ from .flight import AsyncSingleFlight, SingleFlight, aget_or_compute, get_or_com
 from .interface import AsyncSegmentCache, CacheStats, SegmentCache
 from .keys import KeySpace, fingerprint, segment_digest, segment_key
 from .memory import MemoryCache, NullCache
-from .redis_backend import AsyncRedisCache, RedisCache
 from .resilience import AsyncResilientCache, CircuitBreaker, ResilientCache
+
+# The Redis backends need the optional ``redis`` package (extra ``promptpress[redis]``): imported on
+# first use so the embedded default works without it.
+_LAZY = {"RedisCache", "AsyncRedisCache"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from . import redis_backend
+
+        return getattr(redis_backend, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ArrayCodec",

@@ -32,7 +32,6 @@ from .bridge import AsyncCacheAdapter
 from .disk import DiskCache
 from .interface import AsyncSegmentCache, SegmentCache
 from .memory import MemoryCache, NullCache
-from .redis_backend import AsyncRedisCache, RedisCache
 from .resilience import AsyncResilientCache, ResilientCache
 
 __all__ = ["open_async_cache", "open_cache", "parse_size"]
@@ -103,7 +102,7 @@ def _reject(spec: str, opts: dict[str, Any], rest: list[tuple[str, str]], allowe
 def _embedded(
     spec: str, scheme: str, parts: Any, opts: dict[str, Any], rest: list[tuple[str, str]]
 ) -> SegmentCache:
-    common = {"default_ttl": opts.get("ttl"), "max_value_bytes": opts.get("max_value_bytes")}
+    common: dict[str, Any] = {"default_ttl": opts.get("ttl"), "max_value_bytes": opts.get("max_value_bytes")}
     if scheme in ("", "memory"):
         if scheme == "" and spec.strip():
             raise ValueError(
@@ -135,14 +134,23 @@ def _redis_parts(
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
     allowed = set(_OPTION_TYPES) - {"max_bytes"} - (set() if allow_timeout else {"timeout"})
     _reject(spec, opts, [], allowed)
-    url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment))
-    client = {
+    url = str(urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)))
+    client: dict[str, Any] = {
         k: opts[k] for k in ("socket_timeout", "socket_connect_timeout", "max_connections") if k in opts
     }
-    cache = {"default_ttl": opts["ttl"]} if "ttl" in opts else {}
+    cache: dict[str, Any] = {"default_ttl": opts["ttl"]} if "ttl" in opts else {}
     if "max_value_bytes" in opts:
         cache["max_value_bytes"] = opts["max_value_bytes"]
     return url, client, cache
+
+
+def _redis_backend() -> Any:
+    """The Redis module, imported on demand: ``redis`` is an optional dependency."""
+    try:
+        from . import redis_backend
+    except ImportError as exc:
+        raise ImportError(f"a Redis cache needs redis-py: pip install 'promptpress[redis]' ({exc})") from exc
+    return redis_backend
 
 
 def _display(url: str) -> str:
@@ -159,7 +167,7 @@ def open_cache(spec: str | None = None) -> SegmentCache:
     if scheme not in _REDIS_SCHEMES:
         return _embedded(spec, scheme, parts, opts, rest)
     url, client, cache = _redis_parts(spec, parts, opts, rest, allow_timeout=False)
-    backend = RedisCache.from_url(url, **client, **cache)
+    backend = _redis_backend().RedisCache.from_url(url, **client, **cache)
     if not opts.get("fail_open", True):
         return backend
     return ResilientCache(backend, name=_display(url), retry_interval=opts.get("retry_interval", 5.0))
@@ -174,7 +182,7 @@ def open_async_cache(spec: str | None = None) -> AsyncSegmentCache:
         inner = _embedded(spec, scheme, parts, opts, rest)
         return AsyncCacheAdapter(inner, offload=scheme == "disk")
     url, client, cache = _redis_parts(spec, parts, opts, rest, allow_timeout=True)
-    backend = AsyncRedisCache.from_url(url, **client, **cache)
+    backend = _redis_backend().AsyncRedisCache.from_url(url, **client, **cache)
     if not opts.get("fail_open", True):
         return backend
     return AsyncResilientCache(

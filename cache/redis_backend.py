@@ -69,13 +69,33 @@ def parse_redis_url(url: str) -> tuple[str, bool]:
     return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment)), cluster
 
 
-def _client_options(socket_timeout: float, connect_timeout: float | None, retry: Any) -> dict[str, Any]:
-    return {
-        "socket_timeout": socket_timeout,
-        "socket_connect_timeout": connect_timeout if connect_timeout is not None else socket_timeout,
-        "retry": retry,
-        "decode_responses": False,
+def _make_client(
+    url: str,
+    *,
+    use_asyncio: bool,
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+    socket_connect_timeout: float | None = None,
+    max_connections: int = 64,
+) -> Any:
+    """A redis-py client (sync or asyncio, standalone or cluster) with its own connection pool."""
+    plain, cluster = parse_redis_url(url)
+    retry_cls = AsyncRetry if use_asyncio else Retry
+    classes: dict[tuple[bool, bool], Any] = {
+        (False, False): redis.Redis,
+        (False, True): redis.cluster.RedisCluster,
+        (True, False): redis.asyncio.Redis,
+        (True, True): redis.asyncio.cluster.RedisCluster,
     }
+    return classes[(use_asyncio, cluster)].from_url(
+        plain,
+        max_connections=max_connections,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_connect_timeout
+        if socket_connect_timeout is not None
+        else socket_timeout,
+        retry=retry_cls(NoBackoff(), 1, (RedisConnectionError,)),  # one reconnect, no backoff
+        decode_responses=False,
+    )
 
 
 def _chunks(keys: list[str], size: int) -> Iterator[list[str]]:
@@ -90,25 +110,44 @@ def _check_values(values: list[Any]) -> list[bytes | None]:
     return values
 
 
-def _px(ttl: float | None) -> int | None:
-    return max(1, round(ttl * 1000)) if ttl is not None else None
+class _RedisCommon:
+    """Client ownership and command planning shared by the sync and async caches."""
 
-
-class RedisCache(SegmentCache):
-    """Sync Redis / Redis Cluster cache around a redis-py client (it owns and closes the client)."""
+    _CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
 
     def __init__(
         self,
-        client: redis.Redis | redis.cluster.RedisCluster,
+        client: Any,
         *,
         default_ttl: float | None = DEFAULT_REDIS_TTL,
         max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES,
         chunk_size: int = DEFAULT_CHUNK,
     ) -> None:
-        super().__init__(max_value_bytes=max_value_bytes, default_ttl=default_ttl)
+        super().__init__(max_value_bytes=max_value_bytes, default_ttl=default_ttl)  # type: ignore[call-arg]
+        if chunk_size <= 0:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         self.client = client
-        self.is_cluster = isinstance(client, redis.cluster.RedisCluster)
+        self.is_cluster = isinstance(client, self._CLUSTER_TYPES)
         self.chunk_size = chunk_size
+
+    def _mget_pipeline(self, keys: list[str]) -> Any:
+        """Standalone: one pipeline holding an MGET per chunk of keys."""
+        pipe = self.client.pipeline(transaction=False)
+        for chunk in _chunks(keys, self.chunk_size):
+            pipe.mget(chunk)
+        return pipe
+
+    def _set_pipeline(self, items: dict[str, bytes], ttl: float | None) -> Any:
+        """``SET key value PX ttl_ms`` per item in one non-transactional pipeline."""
+        pipe = self.client.pipeline(transaction=False)
+        px = max(1, round(ttl * 1000)) if ttl is not None else None
+        for key, value in items.items():
+            pipe.set(key, value, px=px)
+        return pipe
+
+
+class RedisCache(_RedisCommon, SegmentCache):
+    """Sync Redis / Redis Cluster cache around a redis-py client (it owns and closes the client)."""
 
     @classmethod
     def from_url(
@@ -120,34 +159,24 @@ class RedisCache(SegmentCache):
         max_connections: int = 64,
         **cache_options: Any,
     ) -> RedisCache:
-        plain, cluster = parse_redis_url(url)
-        opts = _client_options(
-            socket_timeout, socket_connect_timeout, Retry(NoBackoff(), 1, (RedisConnectionError,))
+        client = _make_client(
+            url,
+            use_asyncio=False,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+            max_connections=max_connections,
         )
-        client: redis.Redis | redis.cluster.RedisCluster
-        if cluster:
-            client = redis.cluster.RedisCluster.from_url(plain, max_connections=max_connections, **opts)
-        else:
-            client = redis.Redis.from_url(plain, max_connections=max_connections, **opts)
         return cls(client, **cache_options)
 
     def _get_many(self, keys: list[str]) -> list[bytes | None]:
-        if self.is_cluster:
-            out: list[Any] = []
-            for chunk in _chunks(keys, self.chunk_size):
-                out += self.client.mget_nonatomic(chunk)  # type: ignore[union-attr]
-            return _check_values(out)
-        pipe = self.client.pipeline(transaction=False)
-        for chunk in _chunks(keys, self.chunk_size):
-            pipe.mget(chunk)
-        return _check_values([v for part in pipe.execute() for v in part])
+        if self.is_cluster:  # per-slot MGETs, pipelined to the owning nodes
+            return _check_values(
+                [v for c in _chunks(keys, self.chunk_size) for v in self.client.mget_nonatomic(c)]
+            )
+        return _check_values([v for part in self._mget_pipeline(keys).execute() for v in part])
 
     def _put_many(self, items: dict[str, bytes], ttl: float | None) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        px = _px(ttl)
-        for key, value in items.items():
-            pipe.set(key, value, px=px)
-        pipe.execute()
+        self._set_pipeline(items, ttl).execute()
 
     def ping(self) -> bool:
         return bool(self.client.ping())
@@ -156,21 +185,8 @@ class RedisCache(SegmentCache):
         self.client.close()
 
 
-class AsyncRedisCache(AsyncSegmentCache):
+class AsyncRedisCache(_RedisCommon, AsyncSegmentCache):
     """asyncio Redis / Redis Cluster cache around a ``redis.asyncio`` client."""
-
-    def __init__(
-        self,
-        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
-        *,
-        default_ttl: float | None = DEFAULT_REDIS_TTL,
-        max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES,
-        chunk_size: int = DEFAULT_CHUNK,
-    ) -> None:
-        super().__init__(max_value_bytes=max_value_bytes, default_ttl=default_ttl)
-        self.client = client
-        self.is_cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
-        self.chunk_size = chunk_size
 
     @classmethod
     def from_url(
@@ -182,36 +198,25 @@ class AsyncRedisCache(AsyncSegmentCache):
         max_connections: int = 64,
         **cache_options: Any,
     ) -> AsyncRedisCache:
-        plain, cluster = parse_redis_url(url)
-        opts = _client_options(
-            socket_timeout, socket_connect_timeout, AsyncRetry(NoBackoff(), 1, (RedisConnectionError,))
+        client = _make_client(
+            url,
+            use_asyncio=True,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+            max_connections=max_connections,
         )
-        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
-        if cluster:
-            client = redis.asyncio.cluster.RedisCluster.from_url(
-                plain, max_connections=max_connections, **opts
-            )
-        else:
-            client = redis.asyncio.Redis.from_url(plain, max_connections=max_connections, **opts)
         return cls(client, **cache_options)
 
     async def _aget_many(self, keys: list[str]) -> list[bytes | None]:
         if self.is_cluster:
             out: list[Any] = []
             for chunk in _chunks(keys, self.chunk_size):
-                out += await self.client.mget_nonatomic(chunk)  # type: ignore[union-attr]
+                out += await self.client.mget_nonatomic(chunk)
             return _check_values(out)
-        pipe = self.client.pipeline(transaction=False)
-        for chunk in _chunks(keys, self.chunk_size):
-            pipe.mget(chunk)
-        return _check_values([v for part in await pipe.execute() for v in part])
+        return _check_values([v for part in await self._mget_pipeline(keys).execute() for v in part])
 
     async def _aput_many(self, items: dict[str, bytes], ttl: float | None) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        px = _px(ttl)
-        for key, value in items.items():
-            pipe.set(key, value, px=px)
-        await pipe.execute()
+        await self._set_pipeline(items, ttl).execute()
 
     async def ping(self) -> bool:
         return bool(await self.client.ping())

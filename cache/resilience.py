@@ -106,15 +106,39 @@ class CircuitBreaker:
 
 
 class _FailOpen:
-    """Counters and breaker bookkeeping shared by the sync and async wrappers."""
+    """Breaker bookkeeping and counters shared by the sync and async wrappers.
+
+    ``_begin_get``/``_begin_put`` validate the input (raising on bad input) and decide whether to
+    call the backend; ``_failed*`` record a backend failure. Counters of the wrapper itself
+    (errors, bypassed, the misses they caused) are added to the inner cache's in ``stats()``.
+    """
+
+    inner: SegmentCache | AsyncSegmentCache
 
     def __init__(self, name: str, retry_interval: float, clock: Callable[[], float]) -> None:
         self.breaker = CircuitBreaker(name, retry_interval, clock)
         self._own = StatsRecorder()
 
-    def _bypass_get(self, n: int) -> list[bytes | None]:
-        self._own.add(bypassed=1, misses=n)
-        return [None] * n
+    def _begin_get(self, keys: Sequence[str]) -> tuple[list[str], list[bytes | None] | None]:
+        """(checked keys, the answer if the backend must not be called)."""
+        checked = check_keys(keys)
+        if not checked:
+            return checked, []
+        if not self.breaker.allow():
+            self._own.add(bypassed=1, misses=len(checked))
+            return checked, [None] * len(checked)
+        return checked, None
+
+    def _begin_put(
+        self, items: Mapping[str, bytes], ttl: float | None
+    ) -> tuple[dict[str, bytes], float | None] | None:
+        checked, ttl = check_items(items), check_ttl(ttl)
+        if not checked:
+            return None
+        if not self.breaker.allow():
+            self._own.add(bypassed=1)
+            return None
+        return checked, ttl
 
     def _failed_get(self, exc: BaseException, n: int) -> list[bytes | None]:
         self.breaker.failure(exc)
@@ -125,9 +149,17 @@ class _FailOpen:
         self.breaker.failure(exc)
         self._own.add(errors=1)
 
+    def stats(self) -> CacheStats:
+        return self.inner.stats() + self._own.snapshot()
+
+    def record_invalid(self, count: int) -> None:
+        self.inner.record_invalid(count)
+
 
 class ResilientCache(_FailOpen, SegmentCache):
     """Sync fail-open wrapper around any :class:`SegmentCache`."""
+
+    inner: SegmentCache
 
     def __init__(
         self,
@@ -142,11 +174,9 @@ class ResilientCache(_FailOpen, SegmentCache):
         self.inner = inner
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        checked = check_keys(keys)
-        if not checked:
-            return []
-        if not self.breaker.allow():
-            return self._bypass_get(len(checked))
+        checked, answer = self._begin_get(keys)
+        if answer is not None:
+            return answer
         try:
             values = self.inner.get_many(checked)
         except Exception as exc:
@@ -155,30 +185,18 @@ class ResilientCache(_FailOpen, SegmentCache):
         return values
 
     def put_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        checked, ttl = check_items(items), check_ttl(ttl)
-        if not checked:
-            return
-        if not self.breaker.allow():
-            self._own.add(bypassed=1)
+        begun = self._begin_put(items, ttl)
+        if begun is None:
             return
         try:
-            self.inner.put_many(checked, ttl)
+            self.inner.put_many(*begun)
         except Exception as exc:
             self._failed(exc)
             return
         self.breaker.success()
 
-    def _get_many(self, keys: list[str]) -> list[bytes | None]:  # pragma: no cover - get_many overrides
-        return self.inner.get_many(keys)
-
-    def _put_many(self, items: dict[str, bytes], ttl: float | None) -> None:  # pragma: no cover
-        self.inner.put_many(items, ttl)
-
-    def stats(self) -> CacheStats:
-        return self.inner.stats() + self._own.snapshot()
-
-    def record_invalid(self, count: int) -> None:
-        self.inner.record_invalid(count)
+    _get_many = get_many  # type: ignore[assignment]  # the template hooks are never reached
+    _put_many = put_many  # type: ignore[assignment]
 
     def close(self) -> None:
         try:
@@ -189,6 +207,8 @@ class ResilientCache(_FailOpen, SegmentCache):
 
 class AsyncResilientCache(_FailOpen, AsyncSegmentCache):
     """asyncio fail-open wrapper; ``timeout`` (seconds) bounds each backend call if set."""
+
+    inner: AsyncSegmentCache
 
     def __init__(
         self,
@@ -205,11 +225,9 @@ class AsyncResilientCache(_FailOpen, AsyncSegmentCache):
         self.timeout = timeout
 
     async def aget_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        checked = check_keys(keys)
-        if not checked:
-            return []
-        if not self.breaker.allow():
-            return self._bypass_get(len(checked))
+        checked, answer = self._begin_get(keys)
+        if answer is not None:
+            return answer
         try:
             values = await asyncio.wait_for(self.inner.aget_many(checked), self.timeout)
         except Exception as exc:  # includes asyncio.TimeoutError; not CancelledError (BaseException)
@@ -218,30 +236,18 @@ class AsyncResilientCache(_FailOpen, AsyncSegmentCache):
         return values
 
     async def aput_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        checked, ttl = check_items(items), check_ttl(ttl)
-        if not checked:
-            return
-        if not self.breaker.allow():
-            self._own.add(bypassed=1)
+        begun = self._begin_put(items, ttl)
+        if begun is None:
             return
         try:
-            await asyncio.wait_for(self.inner.aput_many(checked, ttl), self.timeout)
+            await asyncio.wait_for(self.inner.aput_many(*begun), self.timeout)
         except Exception as exc:
             self._failed(exc)
             return
         self.breaker.success()
 
-    async def _aget_many(self, keys: list[str]) -> list[bytes | None]:  # pragma: no cover
-        return await self.inner.aget_many(keys)
-
-    async def _aput_many(self, items: dict[str, bytes], ttl: float | None) -> None:  # pragma: no cover
-        await self.inner.aput_many(items, ttl)
-
-    def stats(self) -> CacheStats:
-        return self.inner.stats() + self._own.snapshot()
-
-    def record_invalid(self, count: int) -> None:
-        self.inner.record_invalid(count)
+    _aget_many = aget_many  # type: ignore[assignment]
+    _aput_many = aput_many  # type: ignore[assignment]
 
     async def aclose(self) -> None:
         try:
