@@ -27,7 +27,7 @@ Errors (connection refused, timeouts, cluster down) propagate from these classes
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
@@ -47,6 +47,8 @@ DEFAULT_REDIS_TTL = 7 * 24 * 3600.0
 DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
 DEFAULT_SOCKET_TIMEOUT = 0.5
 DEFAULT_CHUNK = 512
+
+_C = TypeVar("_C", bound="_RedisCommon")
 
 
 def parse_redis_url(url: str) -> tuple[str, bool]:
@@ -114,6 +116,7 @@ class _RedisCommon:
     """Client ownership and command planning shared by the sync and async caches."""
 
     _CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
+    _USE_ASYNCIO = False
 
     def __init__(
         self,
@@ -129,6 +132,26 @@ class _RedisCommon:
         self.client = client
         self.is_cluster = isinstance(client, self._CLUSTER_TYPES)
         self.chunk_size = chunk_size
+
+    @classmethod
+    def from_url(
+        cls: type[_C],
+        url: str,
+        *,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+        socket_connect_timeout: float | None = None,
+        max_connections: int = 64,
+        **cache_options: Any,
+    ) -> _C:
+        """Build the client from ``url`` (see :func:`parse_redis_url`); ``cache_options`` go to ``__init__``."""
+        client = _make_client(
+            url,
+            use_asyncio=cls._USE_ASYNCIO,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+            max_connections=max_connections,
+        )
+        return cls(client, **cache_options)
 
     def _mget_pipeline(self, keys: list[str]) -> Any:
         """Standalone: one pipeline holding an MGET per chunk of keys."""
@@ -148,25 +171,6 @@ class _RedisCommon:
 
 class RedisCache(_RedisCommon, SegmentCache):
     """Sync Redis / Redis Cluster cache around a redis-py client (it owns and closes the client)."""
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
-        socket_connect_timeout: float | None = None,
-        max_connections: int = 64,
-        **cache_options: Any,
-    ) -> RedisCache:
-        client = _make_client(
-            url,
-            use_asyncio=False,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_connect_timeout,
-            max_connections=max_connections,
-        )
-        return cls(client, **cache_options)
 
     def _get_many(self, keys: list[str]) -> list[bytes | None]:
         if self.is_cluster:  # per-slot MGETs, pipelined to the owning nodes
@@ -188,24 +192,7 @@ class RedisCache(_RedisCommon, SegmentCache):
 class AsyncRedisCache(_RedisCommon, AsyncSegmentCache):
     """asyncio Redis / Redis Cluster cache around a ``redis.asyncio`` client."""
 
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
-        socket_connect_timeout: float | None = None,
-        max_connections: int = 64,
-        **cache_options: Any,
-    ) -> AsyncRedisCache:
-        client = _make_client(
-            url,
-            use_asyncio=True,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_connect_timeout,
-            max_connections=max_connections,
-        )
-        return cls(client, **cache_options)
+    _USE_ASYNCIO = True
 
     async def _aget_many(self, keys: list[str]) -> list[bytes | None]:
         if self.is_cluster:
