@@ -31,6 +31,7 @@ compressor computes into bytes and back.
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 from collections.abc import Mapping
 from typing import Protocol, TypeVar
@@ -117,57 +118,66 @@ def encode_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
     return header + body
 
 
-class _Reader:
-    def __init__(self, view: memoryview, pos: int) -> None:
-        self.view, self.pos = view, pos
+_DTYPE_CACHE: dict[bytes, np.dtype] = {}
 
-    def take(self, n: int) -> memoryview:
-        end = self.pos + n
-        if n < 0 or end > len(self.view):
-            raise CorruptValueError("truncated value: field runs past the end")
-        out = self.view[self.pos : end]
-        self.pos = end
-        return out
 
-    def unpack(self, fmt: str) -> tuple[int, ...]:
-        s = struct.Struct(fmt)
-        return s.unpack(self.take(s.size))
+def _dtype(raw: bytes) -> np.dtype:
+    dtype = _DTYPE_CACHE.get(raw)
+    if dtype is None:
+        try:
+            dtype = np.dtype(raw.decode("ascii"))
+            dtype = _check_dtype(dtype)
+        except (UnicodeDecodeError, TypeError) as exc:
+            raise CorruptValueError(f"bad dtype {raw!r}: {exc}") from exc
+        if len(_DTYPE_CACHE) < 64:
+            _DTYPE_CACHE[raw] = dtype
+    return dtype
 
 
 def decode_arrays(data: bytes) -> dict[str, np.ndarray]:
     """Decode a value written by :func:`encode_arrays`; raises :class:`CacheValueError` if untrusted."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
+    if isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
+    if not isinstance(data, bytes):
         raise TypeError(f"decode_arrays needs bytes, got {type(data).__name__}")
-    view = memoryview(data).cast("B")
-    if len(view) < _HEADER.size:
-        raise CorruptValueError(f"truncated value: {len(view)} bytes < header {_HEADER.size}")
-    magic, version, n_arrays, _reserved, body_len, checksum = _HEADER.unpack(view[: _HEADER.size])
+    size = len(data)
+    if size < _HEADER.size:
+        raise CorruptValueError(f"truncated value: {size} bytes < header {_HEADER.size}")
+    magic, version, n_arrays, _reserved, body_len, checksum = _HEADER.unpack_from(data)
     if magic != MAGIC:
-        raise CorruptValueError(f"bad magic {bytes(magic)!r}")
+        raise CorruptValueError(f"bad magic {magic!r}")
     if version != FORMAT_VERSION:
         raise StaleValueError(f"value format version {version}, this build reads {FORMAT_VERSION}")
-    body = view[_HEADER.size :]
-    if len(body) != body_len:
-        raise CorruptValueError(f"truncated value: body is {len(body)} bytes, header says {body_len}")
-    if _checksum(body) != checksum:
+    if size - _HEADER.size != body_len:
+        raise CorruptValueError(
+            f"truncated value: body is {size - _HEADER.size} bytes, header says {body_len}"
+        )
+    if _checksum(memoryview(data)[_HEADER.size :]) != checksum:
         raise CorruptValueError("checksum mismatch")
-    reader = _Reader(view, _HEADER.size)
     out: dict[str, np.ndarray] = {}
-    for _ in range(n_arrays):
-        try:
-            name = bytes(reader.take(reader.unpack("<B")[0])).decode("utf-8")
-            dtype = _check_dtype(np.dtype(bytes(reader.take(reader.unpack("<B")[0])).decode("ascii")))
-        except (UnicodeDecodeError, TypeError) as exc:
-            raise CorruptValueError(f"bad array header: {exc}") from exc
-        ndim = reader.unpack("<B")[0]
-        if ndim > _MAX_NDIM:
-            raise CorruptValueError(f"bad ndim {ndim}")
-        shape = reader.unpack(f"<{ndim}I")
-        count = int(np.prod(shape, dtype=np.int64)) if ndim else 1
-        payload = reader.take(count * dtype.itemsize)
-        out[name] = np.frombuffer(payload, dtype=dtype, count=count).reshape(shape)
-    if reader.pos != len(view):
-        raise CorruptValueError(f"{len(view) - reader.pos} trailing bytes after the last array")
+    pos = _HEADER.size
+    try:
+        for _ in range(n_arrays):
+            end = pos + 1 + data[pos]
+            name = data[pos + 1 : end].decode("utf-8")
+            pos = end + 1 + data[end]
+            dtype = _dtype(data[end + 1 : pos])
+            ndim = data[pos]
+            if ndim > _MAX_NDIM:
+                raise CorruptValueError(f"bad ndim {ndim}")
+            shape = struct.unpack_from(f"<{ndim}I", data, pos + 1)
+            pos += 1 + 4 * ndim
+            nbytes = math.prod(shape) * dtype.itemsize
+            if pos + nbytes > size:
+                raise CorruptValueError("truncated value: array payload runs past the end")
+            out[name] = np.frombuffer(data, dtype=dtype, count=nbytes // dtype.itemsize, offset=pos).reshape(
+                shape
+            )
+            pos += nbytes
+    except (IndexError, struct.error, UnicodeDecodeError) as exc:
+        raise CorruptValueError(f"truncated or malformed value: {exc}") from exc
+    if pos != size:
+        raise CorruptValueError(f"{size - pos} trailing bytes after the last array")
     return out
 
 

@@ -45,7 +45,11 @@ _BYTES: ValueCodec[Any] = BytesCodec()
 
 
 class SingleFlight:
-    """Per-key in-flight futures: the first claimant of a key computes it, later ones wait."""
+    """In-flight computations by key: the first claimant of a key computes it, later ones wait.
+
+    One future per *claim* (a batch of keys), resolved with a ``{key: value}`` dict, so a batch of
+    hundreds of keys costs one future, not hundreds.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -54,22 +58,24 @@ class SingleFlight:
     def _new_future(self) -> Any:
         return concurrent.futures.Future()
 
-    def claim(self, keys: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Split ``keys`` into (led: futures this caller must resolve, waits: futures of others)."""
-        led: dict[str, Any] = {}
+    def claim(self, keys: Sequence[str]) -> tuple[list[str], Any, dict[str, Any]]:
+        """(keys this caller leads, the future it must resolve, {key: future of another caller})."""
+        led: list[str] = []
         waits: dict[str, Any] = {}
+        fut = self._new_future()
         with self._lock:
             for key in keys:
-                fut = self._inflight.get(key)
-                if fut is None:
-                    led[key] = self._inflight[key] = self._new_future()
+                other = self._inflight.get(key)
+                if other is None:
+                    self._inflight[key] = fut
+                    led.append(key)
                 else:
-                    waits[key] = fut
-        return led, waits
+                    waits[key] = other
+        return led, fut, waits
 
-    def release(self, led: dict[str, Any]) -> None:
+    def release(self, led: list[str], fut: Any) -> None:
         with self._lock:
-            for key, fut in led.items():
+            for key in led:
                 if self._inflight.get(key) is fut:
                     del self._inflight[key]
 
@@ -140,17 +146,21 @@ def _encode_computed(
     return encoded
 
 
-def _resolve(led: dict[str, Any], found: dict[str, Any] | None, exc: BaseException | None) -> None:
-    for key, fut in led.items():
-        if fut.done():
-            continue
-        if exc is None and found is not None:
-            fut.set_result(found[key])
-        elif isinstance(exc, Exception):
-            fut.set_exception(exc)
-            fut.exception()  # mark retrieved: asyncio would log it if no one else was waiting
-        else:
-            fut.cancel()
+def _resolve(fut: Any, found: dict[str, Any] | None, exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is None:
+        fut.set_result(found)
+    elif isinstance(exc, Exception):
+        fut.set_exception(exc)
+        fut.exception()  # mark retrieved: asyncio would log it if no one else was waiting
+    else:
+        fut.cancel()
+
+
+def _subset(compute_missing: Callable[[list[int]], Any], positions: list[int]) -> Callable[[list[int]], Any]:
+    """compute_missing for a call on a subset of the keys (indices mapped back to the originals)."""
+    return lambda idx: compute_missing([positions[i] for i in idx])
 
 
 def get_or_compute(
@@ -165,37 +175,29 @@ def get_or_compute(
     """Values for ``keys`` (decoded by ``codec``), computing only the misses in one batched call."""
     first = _first_index(keys)
     flight = flight if flight is not None else flight_for(cache)
-    led, waits = flight.claim(list(first))
+    led, fut, waits = flight.claim(list(first))
     found: dict[str, T] = {}
     try:
         if led:
-            led_keys = list(led)
-            found, missing = _decode_found(cache, led_keys, cache.get_many(led_keys), codec)
+            found, missing = _decode_found(cache, led, cache.get_many(led), codec)
             if missing:
                 computed = compute_missing([first[k] for k in missing])
                 cache.put_many(_encode_computed(missing, computed, codec, found), ttl)
-        _resolve(led, found, None)
+        _resolve(fut, found, None)
     except BaseException as exc:
-        _resolve(led, None, exc)
+        _resolve(fut, None, exc)
         raise
     finally:
-        flight.release(led)
+        flight.release(led, fut)
     retry: list[str] = []
-    for key, fut in waits.items():
+    for key, other in waits.items():
         try:
-            found[key] = fut.result()
+            found[key] = other.result()[key]
         except (Exception, concurrent.futures.CancelledError):
             retry.append(key)
     if retry:  # the other caller failed: compute these ourselves
-        sub = [first[k] for k in retry]
-        values = get_or_compute(
-            cache,
-            retry,
-            lambda idx: compute_missing([sub[i] for i in idx]),
-            codec=codec,
-            ttl=ttl,
-            flight=flight,
-        )
+        sub = _subset(compute_missing, [first[k] for k in retry])
+        values = get_or_compute(cache, retry, sub, codec=codec, ttl=ttl, flight=flight)
         found.update(zip(retry, values, strict=True))
     return [found[k] for k in keys]
 
@@ -216,37 +218,32 @@ async def aget_or_compute(
     """
     first = _first_index(keys)
     flight = flight if flight is not None else flight_for(cache)
-    led, waits = flight.claim(list(first))
+    led, fut, waits = flight.claim(list(first))
     found: dict[str, T] = {}
     try:
         if led:
-            led_keys = list(led)
-            found, missing = _decode_found(cache, led_keys, await cache.aget_many(led_keys), codec)
+            found, missing = _decode_found(cache, led, await cache.aget_many(led), codec)
             if missing:
                 computed = compute_missing([first[k] for k in missing])
                 if inspect.isawaitable(computed):
                     computed = await computed
                 await cache.aput_many(_encode_computed(missing, computed, codec, found), ttl)  # type: ignore[arg-type]
-        _resolve(led, found, None)
+        _resolve(fut, found, None)
     except BaseException as exc:
-        _resolve(led, None, exc)
+        _resolve(fut, None, exc)
         raise
     finally:
-        flight.release(led)
+        flight.release(led, fut)
     retry: list[str] = []
     if waits:
-        await asyncio.wait(list(waits.values()))  # never cancels the others' futures
-    for key, fut in waits.items():
-        if fut.cancelled() or fut.exception() is not None:
+        await asyncio.wait(set(waits.values()))  # never cancels the others' futures
+    for key, other in waits.items():
+        if other.cancelled() or other.exception() is not None:
             retry.append(key)
         else:
-            found[key] = fut.result()
+            found[key] = other.result()[key]
     if retry:
-        sub = [first[k] for k in retry]
-
-        def compute_sub(idx: list[int]) -> Sequence[T] | Awaitable[Sequence[T]]:
-            return compute_missing([sub[i] for i in idx])
-
-        values = await aget_or_compute(cache, retry, compute_sub, codec=codec, ttl=ttl, flight=flight)
+        sub = _subset(compute_missing, [first[k] for k in retry])
+        values = await aget_or_compute(cache, retry, sub, codec=codec, ttl=ttl, flight=flight)
         found.update(zip(retry, values, strict=True))
     return [found[k] for k in keys]

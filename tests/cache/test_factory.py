@@ -91,3 +91,11 @@ def test_parse_size():
     assert parse_size("64mb") == 64 << 20
     with pytest.raises(ValueError):
         parse_size("-1")
+
+
+def test_bench_command_runs_on_the_embedded_cache(capsys):
+    from promptpress.cache.bench import main
+
+    main(["--segments", "20", "--rounds", "1", "--kind", "concepts"])
+    out = capsys.readouterr().out
+    assert "cached_lookup_ms" in out and "errors                   0" in out
