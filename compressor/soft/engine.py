@@ -12,16 +12,17 @@ encoded, in batches. The frozen decoder then reads prefix + concept embeddings +
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ...cache import ArrayCodec, KeySpace, SegmentCache, get_or_compute
 from ..assets import DEFAULT_DECODER
 from .decoder import load_decoder
 from .generation import greedy_generate
@@ -29,8 +30,8 @@ from .model import ConceptEncoder, SoftConfig
 from .prompt import ChatLayout
 from .quantize import apply_precision
 from .segmenter import Segment, segment_text
-from .store import SegmentCacheLike, decode_embeddings, encode_embeddings, segment_key
 
+_CODEC = ArrayCodec(required=("concepts",))
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "soft"
 
 
@@ -61,9 +62,11 @@ class SoftCompressor:
         self,
         encoder: ConceptEncoder,
         tokenizer: PreTrainedTokenizerBase,
-        cache: SegmentCacheLike | None = None,
+        cache: SegmentCache | None = None,
         layout: ChatLayout | None = None,
         batch_size: int = 64,
+        namespace: str = "default",
+        precision: str = "fp32",
     ):
         self.encoder = encoder.eval()
         self.tokenizer = tokenizer
@@ -71,6 +74,10 @@ class SoftCompressor:
         self.layout = layout or ChatLayout.from_tokenizer(tokenizer)
         self.batch_size = batch_size
         self.fingerprint = encoder.fingerprint()
+        config = encoder.config
+        self.keyspace = KeySpace(
+            namespace, self.fingerprint, "soft-v1", f"s{config.segment_tokens}-c{config.rate}-{precision}"
+        )
         self.hidden_size = encoder.causal_lm.get_input_embeddings().weight.shape[1]
 
     @classmethod
@@ -79,7 +86,7 @@ class SoftCompressor:
         weights: str | os.PathLike[str] | None = None,
         decoder: str | None = None,
         precision: str = "fp32",
-        cache: SegmentCacheLike | None = None,
+        cache: SegmentCache | None = None,
         bypass: bool = False,
     ) -> SoftCompressor:
         """Load the decoder and the trained weights (default: the ones shipped in the package).
@@ -100,7 +107,7 @@ class SoftCompressor:
             model, tokenizer = load_decoder(decoder or config.decoder)
             encoder = ConceptEncoder.load(path, model)
         apply_precision(encoder, precision)
-        return cls(encoder, tokenizer, cache=cache)
+        return cls(encoder, tokenizer, cache=cache, precision=precision)
 
     # -- compression -------------------------------------------------------------------------
     def segments(self, contexts: Sequence[str]) -> list[Segment]:
@@ -109,31 +116,43 @@ class SoftCompressor:
         s = self.encoder.config.segment_tokens
         return [seg for ctx in contexts for seg in segment_text(ctx, self.tokenizer, s)]
 
+    def segment_keys(self, segments: Sequence[Segment]) -> list[str]:
+        """Cache keys: encoder+decoder fingerprint, S, C and precision, and the segment's token ids."""
+        return self.keyspace.keys([",".join(map(str, s.token_ids)) for s in segments])
+
     @torch.no_grad()
     def concept_embeddings(self, segments: Sequence[Segment]) -> tuple[list[torch.Tensor], int]:
-        """Concept embeddings of each segment (cache first); returns (embeddings, cache hits)."""
-        keys = [segment_key(self.fingerprint, s.token_ids) for s in segments]
-        found: list[torch.Tensor | None] = [None] * len(segments)
-        if self.cache is not None and segments:
-            for i, blob in enumerate(_safe_get(self.cache, keys)):
-                if blob is not None:
-                    try:
-                        found[i] = decode_embeddings(blob, self.hidden_size)
-                    except ValueError:
-                        found[i] = None  # a corrupt entry is recomputed and overwritten
-        hits = sum(f is not None for f in found)
-        missing = [i for i, f in enumerate(found) if f is None]
-        if missing:
-            encoded = self.encoder.encode([segments[i].token_ids for i in missing], self.batch_size)
-            fresh = {}
-            for i, emb in zip(missing, encoded, strict=True):
-                # fp16 like the cached copy: a request reads the same values cold or cached
-                found[i] = emb.to(torch.float16)
-                fresh[keys[i]] = encode_embeddings(emb)
-            if self.cache is not None:
-                _safe_put(self.cache, fresh)
+        """Concept embeddings of each segment (cache first); returns (embeddings, segments not encoded).
+
+        Values are rounded to fp16 whether they come from the cache or not, so a request reads the
+        same numbers cold or cached. A failing cache degrades to encoding everything.
+        """
+        encoded = 0
+
+        def compute(indices: Sequence[int]) -> list[dict[str, np.ndarray]]:
+            nonlocal encoded
+            encoded += len(indices)
+            out = self.encoder.encode([segments[i].token_ids for i in indices], self.batch_size)
+            return [{"concepts": e.detach().to(torch.float16).cpu().numpy()} for e in out]
+
+        if not segments:
+            return [], 0
+        values = None
+        if self.cache is not None:
+            try:
+                values = get_or_compute(self.cache, self.segment_keys(segments), compute, codec=_CODEC)
+            except Exception:  # the cache failed (not the encoder): compute without it
+                encoded = 0
+        if values is None:
+            values = compute(range(len(segments)))
         dtype = self.encoder.causal_lm.get_input_embeddings().weight.dtype
-        return [f.to(dtype) for f in found if f is not None], hits
+        result = []
+        for i, (seg, value) in enumerate(zip(segments, values, strict=True)):
+            arr = value["concepts"]
+            if arr.shape != (self.encoder.config.n_concepts(len(seg.token_ids)), self.hidden_size):
+                arr = compute([i])[0]["concepts"]  # a value of another shape: recompute
+            result.append(torch.from_numpy(np.array(arr)).to(dtype))
+        return result, len(segments) - encoded
 
     def prompt(self, contexts: Sequence[str], question: str) -> SoftPrompt:
         start = time.perf_counter()
@@ -172,17 +191,3 @@ class SoftCompressor:
         if self.tokenizer.eos_token_id is not None:
             ids.add(int(self.tokenizer.eos_token_id))
         return ids
-
-
-def _safe_get(cache: SegmentCacheLike, keys: list[str]) -> list[bytes | None]:
-    """A failing cache degrades to misses: compression still works without it."""
-    try:
-        values = cache.get_many(keys)
-    except Exception:
-        return [None] * len(keys)
-    return values if len(values) == len(keys) else [None] * len(keys)
-
-
-def _safe_put(cache: SegmentCacheLike, items: dict[str, bytes]) -> None:
-    with contextlib.suppress(Exception):
-        cache.put_many(items)

@@ -179,8 +179,12 @@ class ConceptEncoder(nn.Module):
         return {n: p.detach().cpu().contiguous() for n, p in self.named_parameters() if p.requires_grad}
 
     def fingerprint(self) -> str:
-        """A short hash of config + trained weights (part of every cache key)."""
+        """A short hash of config, decoder and trained weights (part of every cache key)."""
         digest = hashlib.sha256(self.config.to_json().encode() + (b"bypass" if self.bypass else b""))
+        lm = self.causal_lm
+        digest.update(lm.config.to_json_string(use_diff=False).encode())
+        table = lm.get_input_embeddings().weight.detach()
+        digest.update(table[:: max(1, table.shape[0] // 64)].float().numpy().tobytes())  # decoder identity
         for name, tensor in sorted(self.trainable_state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.float().numpy().tobytes())

@@ -1,11 +1,12 @@
+import numpy as np
 import pytest
 import torch
 from conftest import ALICE
 
+from promptpress.cache import MemoryCache, decode_arrays
 from promptpress.compressor.soft.engine import SoftCompressor
 from promptpress.compressor.soft.generation import greedy_generate, kv_cache_bytes, prefill
 from promptpress.compressor.soft.model import ConceptEncoder
-from promptpress.compressor.soft.store import DictCache, decode_embeddings, encode_embeddings, segment_key
 
 CONTEXTS = [ALICE[:400], ALICE[400:]]
 QUESTION = "What did the White Rabbit take out of its waistcoat-pocket?"
@@ -43,52 +44,56 @@ def test_compressed_prompt_is_about_half_the_positions(tokenizer, tiny_decoder):
 
 
 def test_concept_embeddings_round_trip_through_the_cache(tokenizer, tiny_decoder):
-    cache = DictCache()
+    cache = MemoryCache()
     soft = SoftCompressor(ConceptEncoder(tiny_decoder), tokenizer, cache=cache)
     segments = soft.segments(CONTEXTS)
     cold, hits_cold = soft.concept_embeddings(segments)
     warm, hits_warm = soft.concept_embeddings(segments)
     assert (hits_cold, hits_warm) == (0, len(segments))
-    assert len(cache.data) == len(set(s.token_ids for s in segments))
-    for a, b in zip(cold, warm, strict=True):
+    assert len(cache) == len({s.token_ids for s in segments})
+    for seg, a, b in zip(segments, cold, warm, strict=True):
         assert torch.equal(a, b)  # cold results are fp16-rounded like the cached copies
+        stored = decode_arrays(cache.get_many(soft.segment_keys([seg]))[0])["concepts"]
+        assert stored.dtype == np.float16 and stored.shape == (-(-len(seg.token_ids) // 2), 64)
     first = soft.generate(CONTEXTS, QUESTION, max_new_tokens=6)
     second = soft.generate(CONTEXTS, QUESTION, max_new_tokens=6)
     assert first.token_ids == second.token_ids and second.cache_hits == second.segments
 
 
+def test_keys_separate_encoders_and_settings(tokenizer, tiny_decoder):
+    from conftest import make_tiny_decoder
+
+    seg = SoftCompressor(ConceptEncoder(tiny_decoder), tokenizer).segments(CONTEXTS)[:1]
+    a = SoftCompressor(ConceptEncoder(tiny_decoder), tokenizer).segment_keys(seg)
+    other_decoder = SoftCompressor(
+        ConceptEncoder(make_tiny_decoder(tokenizer, seed=1)), tokenizer
+    ).segment_keys(seg)
+    int8 = SoftCompressor(ConceptEncoder(tiny_decoder), tokenizer, precision="int8").segment_keys(seg)
+    tenant = SoftCompressor(ConceptEncoder(tiny_decoder), tokenizer, namespace="acme").segment_keys(seg)
+    assert len({a[0], other_decoder[0], int8[0], tenant[0]}) == 4
+
+
 def test_corrupt_or_failing_cache_degrades_to_recomputing(tokenizer, tiny_decoder):
-    cache = DictCache()
+    cache = MemoryCache()
     soft = SoftCompressor(ConceptEncoder(tiny_decoder), tokenizer, cache=cache)
     segments = soft.segments(CONTEXTS)
     good, _ = soft.concept_embeddings(segments)
-    key = segment_key(soft.fingerprint, segments[0].token_ids)
-    cache.data[key] = b"not an array"
+    key = soft.segment_keys(segments[:1])[0]
+    cache.put_many({key: b"not an array"})
     again, hits = soft.concept_embeddings(segments)
     assert hits == len(segments) - 1 and torch.equal(again[0], good[0])
-    assert decode_embeddings(cache.data[key], 64).shape == good[0].shape  # rewritten
+    assert decode_arrays(cache.get_many([key])[0])["concepts"].shape == good[0].shape  # rewritten
 
     class Down:
         def get_many(self, keys):
             raise ConnectionError("redis is down")
 
-        def put_many(self, items):
+        def put_many(self, items, ttl=None):
             raise ConnectionError("redis is down")
 
     soft.cache = Down()
     still, hits = soft.concept_embeddings(segments)
     assert hits == 0 and all(torch.equal(a, b) for a, b in zip(still, good, strict=True))
-
-
-def test_codec_round_trip_and_validation():
-    tensor = torch.randn(7, 64)
-    back = decode_embeddings(encode_embeddings(tensor), 64)
-    assert back.dtype == torch.float16 and torch.equal(back, tensor.to(torch.float16))
-    with pytest.raises(ValueError):
-        decode_embeddings(encode_embeddings(tensor), 32)
-    with pytest.raises(ValueError):
-        decode_embeddings(b"\x93NUMPY garbage", 64)
-    assert segment_key("f1", [1, 2]) != segment_key("f2", [1, 2]) != segment_key("f1", [2, 1])
 
 
 def test_greedy_generate_validates_input(tiny_decoder):
