@@ -1,0 +1,92 @@
+"""The compressor and cache the adapters use: the caller's, or one process-wide default loaded on first use.
+
+The adapters never copy compression logic: they call the same `Compressor` object (and through it the
+same segment cache) the HTTP service uses. Without an explicit compressor they share one
+`load_compressor(cache=...)` per cache, loaded lazily, so a hundred adapter instances (LangChain
+re-creates configurable runnables on every call) load the model once.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from promptpress.compressor import CompressOptions, Compressor
+
+__all__ = ["build_options", "check_compressor_args", "resolve_compressor", "shared_compressor"]
+
+_lock = threading.Lock()
+_shared: dict[tuple[str, Any], tuple[Any, Compressor]] = {}  # key -> (cache kept alive, compressor)
+
+
+def _cache_key(cache: Any) -> tuple[str, Any]:
+    if cache is None:
+        return ("none", None)
+    if isinstance(cache, str):
+        return ("spec", cache.strip())
+    return ("object", id(cache))
+
+
+def shared_compressor(cache: Any = None) -> Compressor:
+    """The process-wide default compressor (shipped model, CPU) reading and writing `cache`.
+
+    `cache` is a segment cache object (`promptpress.cache.open_cache(...)`), a cache spec string such
+    as ``"redis://127.0.0.1:6379/0"`` (opened once per process) or None (no cache).
+    """
+    key = _cache_key(cache)
+    with _lock:  # loading twice in parallel would double the memory and the start-up time
+        entry = _shared.get(key)
+        if entry is None:
+            from promptpress.compressor import load_compressor
+
+            opened = cache
+            if isinstance(cache, str):
+                from promptpress.cache import open_cache
+
+                opened = open_cache(cache)
+            entry = (opened, load_compressor(cache=opened))
+            _shared[key] = entry
+    return entry[1]
+
+
+def resolve_compressor(compressor: Any, cache: Any) -> Compressor:
+    """`compressor` if given (checked), else the shared default for `cache`."""
+    if compressor is None:
+        return shared_compressor(cache)
+    if not callable(getattr(compressor, "compress", None)):
+        raise TypeError(
+            f"compressor must have a compress(contexts, options, **overrides) method "
+            f"(e.g. promptpress.compressor.load_compressor()), got {type(compressor).__name__}"
+        )
+    if cache is not None and getattr(compressor, "cache", None) is not cache:
+        raise ValueError(
+            "give the cache to the compressor (load_compressor(cache=...)) or give only cache= here, "
+            "not a compressor and a different cache"
+        )
+    return compressor
+
+
+def check_compressor_args(compressor: Any, cache: Any) -> None:
+    """Fail at construction, not at the first call, on arguments `resolve_compressor` would reject."""
+    if compressor is not None:
+        resolve_compressor(compressor, cache)
+    elif cache is not None and not isinstance(cache, str) and not callable(getattr(cache, "get_many", None)):
+        raise TypeError(
+            f"cache must be a segment cache (promptpress.cache.open_cache(...)) or a spec string such as "
+            f"'redis://host:6379/0', got {type(cache).__name__}"
+        )
+
+
+def build_options(
+    options: CompressOptions | None, rate: float | None, target_tokens: int | None
+) -> CompressOptions:
+    """`options` (default `CompressOptions()`) with `rate`/`target_tokens` applied when given; validated."""
+    if options is not None and not isinstance(options, CompressOptions):
+        raise TypeError(f"options must be a promptpress CompressOptions, got {type(options).__name__}")
+    base = options or CompressOptions()
+    overrides: dict[str, Any] = {}
+    if rate is not None:
+        overrides["rate"] = rate
+    if target_tokens is not None:
+        overrides["target_tokens"] = target_tokens
+    return base.with_overrides(**overrides) if overrides else base.validate()
