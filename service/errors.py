@@ -73,14 +73,19 @@ class BodyTooLarge(HTTPException):
         self.limit = limit
 
 
+def _is_type_tag(part: object) -> bool:
+    """pydantic names union members in error locations ('str', 'list[ContentPart]'...): not fields."""
+    return isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "bool"})
+
+
 def validation_message(
     errors: list[dict[str, Any]], content_type: str | None = None
 ) -> tuple[str, str | None]:
     """A one-line message and the offending parameter from pydantic/FastAPI validation errors."""
     if not errors:
         return "invalid request", None
-    first = errors[0]
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    first = max(errors, key=lambda e: len(e.get("loc", ())))  # the most specific (unions report each member)
+    loc = [str(p) for p in first.get("loc", ()) if p != "body" and not _is_type_tag(p)]
     if first.get("type") == "json_invalid":
         detail = (first.get("ctx") or {}).get("error", "")
         return f"request body is not valid JSON: {detail} (at character {loc[0] if loc else '?'})", None
@@ -89,7 +94,7 @@ def validation_message(
             return f"request body must be JSON (Content-Type: application/json), got {content_type}", None
         return "request body must be a JSON object", None
     param = ".".join(loc) if loc else None
-    message = str(first.get("msg", "invalid value"))
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if first.get("type") == "missing":
         message = "field required"
     more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""

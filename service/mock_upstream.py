@@ -72,6 +72,8 @@ async def _complete(request: Request, kind: str) -> Response:
         body = json.loads(raw)
     except ValueError:
         return JSONResponse({"error": {"message": "bad json", "type": "invalid_request_error"}}, 400)
+    if not isinstance(body, dict):
+        return JSONResponse({"error": {"message": "body must be an object", "type": "invalid_request_error"}}, 400)
     model = str(body.get("model", ""))
     request.app.state.events.append(("request", model))
     if model == "error-500":
@@ -81,7 +83,10 @@ async def _complete(request: Request, kind: str) -> Response:
         return JSONResponse({"error": error}, 429)
     if (seconds := _param(model, "slow-")) is not None:
         await asyncio.sleep(seconds)
-    count = int(body.get("max_tokens") or 5)
+    count = body.get("max_tokens") or 5
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        error = {"message": "max_tokens must be a positive integer", "type": "invalid_request_error"}
+        return JSONResponse({"error": {**error, "param": "max_tokens", "code": None}}, 400)
     if body.get("stream"):
         delay = _param(model, "drip-") or 0.0
         if delay:
@@ -118,7 +123,9 @@ async def completions(request: Request) -> Response:
 
 async def models(request: Request) -> Response:
     names = ["echo", "error-500", "error-429", "cut"]
-    return JSONResponse({"object": "list", "data": [{"id": n, "object": "model", "owned_by": "mock"} for n in names]})
+    return JSONResponse(
+        {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "mock"} for n in names]}
+    )
 
 
 def create_mock_upstream() -> Starlette:

@@ -71,6 +71,7 @@ def _options(request: Request, body: CompressRequest) -> Any:
 @router.post(
     "/v1/compress",
     response_model=CompressResponse,
+    response_model_exclude_unset=True,
     responses=_ERRORS,
     tags=["compression"],
     dependencies=[Depends(require_key)],
