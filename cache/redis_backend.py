@@ -2,7 +2,7 @@
 
 Standalone and Cluster
 ----------------------
-``from_url`` builds a client with its own connection pool, short socket timeouts and at most one
+``from_url`` builds (on first use) a client with its own connection pool, short socket timeouts and at most one
 immediate reconnect retry (redis-py's default of 10 retries with backoff would turn an outage into
 multi-second stalls; :mod:`promptpress.cache.resilience` handles outages instead). A URL scheme
 ``redis+cluster://`` / ``rediss+cluster://`` (or ``?cluster=true``) selects
@@ -26,7 +26,8 @@ Errors (connection refused, timeouts, cluster down) propagate from these classes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -120,18 +121,37 @@ class _RedisCommon:
 
     def __init__(
         self,
-        client: Any,
+        client: Any = None,
         *,
+        connect: Callable[[], Any] | None = None,
+        cluster: bool = False,
         default_ttl: float | None = DEFAULT_REDIS_TTL,
         max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES,
         chunk_size: int = DEFAULT_CHUNK,
     ) -> None:
+        """Wrap ``client``, or build one with ``connect()`` on first use (``cluster`` says which kind).
+
+        Lazy building matters for Redis Cluster: the sync cluster client connects in its
+        constructor, and a cache must open (and fail open) while the cluster is down.
+        """
         super().__init__(max_value_bytes=max_value_bytes, default_ttl=default_ttl)  # type: ignore[call-arg]
+        if (client is None) == (connect is None):
+            raise ValueError("pass either a redis-py client or a connect() factory")
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-        self.client = client
-        self.is_cluster = isinstance(client, self._CLUSTER_TYPES)
+        self._client = client
+        self._connect = connect
+        self._connect_lock = threading.Lock()
+        self.is_cluster = isinstance(client, self._CLUSTER_TYPES) if client is not None else cluster
         self.chunk_size = chunk_size
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._connect_lock:
+                if self._client is None and self._connect is not None:
+                    self._client = self._connect()
+        return self._client
 
     @classmethod
     def from_url(
@@ -143,15 +163,22 @@ class _RedisCommon:
         max_connections: int = 64,
         **cache_options: Any,
     ) -> _C:
-        """Build the client from ``url`` (see :func:`parse_redis_url`); ``cache_options`` go to ``__init__``."""
-        client = _make_client(
-            url,
-            use_asyncio=cls._USE_ASYNCIO,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_connect_timeout,
-            max_connections=max_connections,
-        )
-        return cls(client, **cache_options)
+        """Build the client from ``url`` (see :func:`parse_redis_url`) on first use.
+
+        ``cache_options`` go to ``__init__``. The URL is checked now (bad URLs fail here).
+        """
+        _, cluster = parse_redis_url(url)
+
+        def connect() -> Any:
+            return _make_client(
+                url,
+                use_asyncio=cls._USE_ASYNCIO,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_connect_timeout,
+                max_connections=max_connections,
+            )
+
+        return cls(connect=connect, cluster=cluster, **cache_options)
 
     def _mget_pipeline(self, keys: list[str]) -> Any:
         """Standalone: one pipeline holding an MGET per chunk of keys."""
@@ -186,7 +213,8 @@ class RedisCache(_RedisCommon, SegmentCache):
         return bool(self.client.ping())
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
 
 
 class AsyncRedisCache(_RedisCommon, AsyncSegmentCache):
@@ -209,4 +237,5 @@ class AsyncRedisCache(_RedisCommon, AsyncSegmentCache):
         return bool(await self.client.ping())
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()

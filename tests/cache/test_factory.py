@@ -44,6 +44,16 @@ def test_redis_specs_build_clients_without_connecting():
     raw.close()
 
 
+def test_a_cluster_that_is_down_at_startup_opens_and_fails_open():
+    # the sync cluster client connects in its constructor: the cache must build it lazily
+    cache = open_cache("redis+cluster://127.0.0.1:1?socket_timeout=0.2&retry_interval=60")
+    assert cache.inner.is_cluster
+    assert cache.get_many(["a"]) == [None]
+    cache.put_many({"a": b"1"})
+    assert cache.stats().errors == 1 and cache.stats().bypassed == 1
+    cache.close()
+
+
 async def test_async_specs(tmp_path):
     a = open_async_cache(None)
     assert isinstance(a, AsyncCacheAdapter) and not a.offload
