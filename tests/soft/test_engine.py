@@ -103,3 +103,16 @@ def test_greedy_generate_validates_input(tiny_decoder):
         greedy_generate(tiny_decoder, torch.zeros(3, 64), 0)
     with pytest.raises(TypeError):
         SoftCompressor(ConceptEncoder(tiny_decoder, bypass=True), None).segments("one string")  # type: ignore[arg-type]
+
+
+def test_package_exports_resolve_lazily():
+    from promptpress.compressor import soft
+
+    assert soft.SoftCompressor is SoftCompressor and callable(soft.segment_text)
+    with pytest.raises(AttributeError):
+        _ = soft.NoSuchThing
+
+
+def test_missing_weights_fail_with_guidance(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train-soft"):
+        SoftCompressor.from_pretrained(weights=tmp_path / "none")
