@@ -118,9 +118,9 @@ class LocalBackend:
         if not self.prompt_cache:
             command.append("--no-prompt-cache")
         if self.log_path is None:
-            self._log = tempfile.NamedTemporaryFile(
+            self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (kept open for the child's life)
                 prefix="promptpress-backend-", suffix=".log", delete=False
-            )  # noqa: SIM115
+            )
             self.log_path = Path(self._log.name)
             self._temporary_log = True
         else:

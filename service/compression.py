@@ -61,7 +61,9 @@ class RequestCompressor:
         self.log_prompts = log_prompts
         self.unavailable_reason = unavailable_reason
 
-    async def compress(self, slots: list[Slot], policy: Policy, request_id: str) -> tuple[list[str] | None, Report]:
+    async def compress(
+        self, slots: list[Slot], policy: Policy, request_id: str
+    ) -> tuple[list[str] | None, Report]:
         """The compressed texts (None when the originals must be used) and the report."""
         original = sum(s.tokens for s in slots)
         if not policy.enabled:

@@ -73,7 +73,9 @@ async def _complete(request: Request, kind: str) -> Response:
     except ValueError:
         return JSONResponse({"error": {"message": "bad json", "type": "invalid_request_error"}}, 400)
     if not isinstance(body, dict):
-        return JSONResponse({"error": {"message": "body must be an object", "type": "invalid_request_error"}}, 400)
+        return JSONResponse(
+            {"error": {"message": "body must be an object", "type": "invalid_request_error"}}, 400
+        )
     model = str(body.get("model", ""))
     request.app.state.events.append(("request", model))
     if model == "error-500":

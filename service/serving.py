@@ -24,7 +24,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 class ServerThread:
     def __init__(
-        self, app: Any, host: str = "127.0.0.1", port: int | None = None, *, log_level: str = "warning", **kw: Any
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        *,
+        log_level: str = "warning",
+        **kw: Any,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
