@@ -181,12 +181,19 @@ class RedisCluster:
         if done.returncode != 0:
             self.stop()
             raise RuntimeError(f"redis-cli --cluster create failed:\n{done.stdout}\n{done.stderr}")
+        self.wait_ok(timeout)
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Wait until every node is up and reports ``cluster_state:ok``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             states = []
             for port in self.ports:
-                with redis.Redis(port=port, socket_timeout=1) as c:
-                    states.append(c.cluster("info").get("cluster_state"))
+                try:
+                    with redis.Redis(port=port, socket_timeout=1) as c:
+                        states.append(c.cluster("info").get("cluster_state"))
+                except redis.RedisError:
+                    states.append("down")
             if all(s == "ok" for s in states):
                 return
             time.sleep(0.1)

@@ -82,3 +82,32 @@ async def test_async_cluster_client(cluster):
     assert await cache.aget_many(keys[:3]) == [b"0", b"1", b"2"]
     assert cache.stats().errors == 0
     await cache.aclose()
+
+
+def test_a_master_killed_mid_run_degrades_to_misses_and_recovers(cluster):
+    import time
+
+    keys = KeySpace("tenant", "m", "kill").keys(TEXTS[:60])
+    cache = open_cache(cluster.url + "?socket_timeout=0.2&retry_interval=0.3")
+
+    def compute(idx):
+        return [TEXTS[i].encode() for i in idx]
+
+    expected = compute(range(60))
+    assert get_or_compute(cache, keys, compute) == expected
+    victim = cluster.nodes[1]
+    victim.stop()  # shorter than the node timeout: the cluster keeps its slot map
+    try:
+        for _ in range(6):
+            assert get_or_compute(cache, keys, compute) == expected  # never raises
+            time.sleep(0.1)
+        assert cache.stats().errors >= 1
+    finally:
+        victim.start()
+        cluster.wait_ok()
+    time.sleep(0.35)  # let the breaker's retry interval pass
+    hits = cache.stats().hits
+    assert get_or_compute(cache, keys, compute) == expected
+    assert get_or_compute(cache, keys, compute) == expected
+    assert cache.stats().hits >= hits + 60  # the second pass hits everything again
+    cache.close()
