@@ -80,25 +80,28 @@ def _make_client(
     socket_connect_timeout: float | None = None,
     max_connections: int = 64,
 ) -> Any:
-    """A redis-py client (sync or asyncio, standalone or cluster) with its own connection pool."""
+    """A redis-py client (sync or asyncio, standalone or cluster) with its own connection pool.
+
+    Standalone clients get a *blocking* pool: when all ``max_connections`` are busy (many threads
+    or coroutines at once) a call waits up to ``socket_timeout`` for a free connection instead of
+    failing with "Too many connections", which would look like an outage and open the breaker.
+    """
     plain, cluster = parse_redis_url(url)
-    retry_cls = AsyncRetry if use_asyncio else Retry
-    classes: dict[tuple[bool, bool], Any] = {
-        (False, False): redis.Redis,
-        (False, True): redis.cluster.RedisCluster,
-        (True, False): redis.asyncio.Redis,
-        (True, True): redis.asyncio.cluster.RedisCluster,
-    }
-    return classes[(use_asyncio, cluster)].from_url(
-        plain,
-        max_connections=max_connections,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_connect_timeout
+    options: dict[str, Any] = {
+        "max_connections": max_connections,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": socket_connect_timeout
         if socket_connect_timeout is not None
         else socket_timeout,
-        retry=retry_cls(NoBackoff(), 1, (RedisConnectionError,)),  # one reconnect, no backoff
-        decode_responses=False,
-    )
+        "retry": (AsyncRetry if use_asyncio else Retry)(NoBackoff(), 1, (RedisConnectionError,)),
+        "decode_responses": False,
+    }
+    if cluster:
+        cluster_cls = redis.asyncio.cluster.RedisCluster if use_asyncio else redis.cluster.RedisCluster
+        return cluster_cls.from_url(plain, **options)
+    pool_cls: Any = redis.asyncio.BlockingConnectionPool if use_asyncio else redis.BlockingConnectionPool
+    client_cls: Any = redis.asyncio.Redis if use_asyncio else redis.Redis
+    return client_cls.from_pool(pool_cls.from_url(plain, timeout=socket_timeout, **options))
 
 
 def _chunks(keys: list[str], size: int) -> Iterator[list[str]]:

@@ -138,3 +138,25 @@ def test_raw_backend_raises_so_the_wrapper_has_something_to_catch():
     with pytest.raises(redis.ConnectionError):
         cache.get_many(["a"])
     cache.close()
+
+
+async def test_more_concurrent_calls_than_pool_connections_wait_instead_of_failing(redis_url):
+    import asyncio
+
+    cache = open_async_cache(redis_url + "?max_connections=2&socket_timeout=2")
+    await cache.aput_many({f"k{i}": b"v" for i in range(10)})
+    outs = await asyncio.gather(*(cache.aget_many([f"k{i % 10}"]) for i in range(200)))
+    assert outs == [[b"v"]] * 200
+    assert cache.stats().errors == 0
+    await cache.aclose()
+
+
+def test_threads_share_a_small_pool_without_errors(redis_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = open_cache(redis_url + "?max_connections=2&socket_timeout=2")
+    cache.put_many({"k": b"v"})
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(lambda _: cache.get_many(["k"]), range(200)))
+    assert outs == [[b"v"]] * 200 and cache.stats().errors == 0
+    cache.close()
