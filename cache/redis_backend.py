@@ -2,11 +2,13 @@
 
 Standalone and Cluster
 ----------------------
-``from_url`` builds (on first use) a client with its own connection pool, short socket timeouts and at most one
-immediate reconnect retry (redis-py's default of 10 retries with backoff would turn an outage into
-multi-second stalls; :mod:`promptpress.cache.resilience` handles outages instead). A URL scheme
-``redis+cluster://`` / ``rediss+cluster://`` (or ``?cluster=true``) selects
-``redis.cluster.RedisCluster`` / ``redis.asyncio.cluster.RedisCluster``.
+``from_url`` checks the URL at once and builds the client on first use (the sync cluster client
+connects in its constructor; a cache must open while the cluster is down). The client gets its own
+connection pool (a blocking one for standalone Redis: bursts wait for a free connection), short
+socket timeouts and at most one immediate reconnect retry (redis-py's default of 10 retries with
+backoff would turn an outage into multi-second stalls; :mod:`promptpress.cache.resilience` handles
+outages instead). A URL scheme ``redis+cluster://`` / ``rediss+cluster://`` (or ``?cluster=true``)
+selects ``redis.cluster.RedisCluster`` / ``redis.asyncio.cluster.RedisCluster``.
 
 Reads: standalone sends ``MGET`` in chunks of ``chunk_size`` keys, all chunks in one pipeline (one
 round trip). In a cluster a multi-key ``MGET`` fails with CROSSSLOT unless every key hashes to one
