@@ -80,6 +80,15 @@ def _answer_states(trunk: torch.nn.Module, embeds: torch.Tensor, n_answer: int) 
     return [h[0, end - n_answer : end] for h in out.hidden_states[1:]]
 
 
+def _layer_loss(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over layers of smooth L1 between hidden states scaled by the teacher's std."""
+    losses = []
+    for s, t in zip(student, teacher, strict=True):
+        scale = t.float().std().clamp_min(1e-6)
+        losses.append(F.smooth_l1_loss(s.float() / scale, t.float() / scale))
+    return torch.stack(losses).mean()
+
+
 def distill_loss(
     encoder: ConceptEncoder, layout: ChatLayout, item: Prepared, with_nll: bool = False
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -96,22 +105,19 @@ def distill_loss(
     student_in = torch.cat([layout.embed_prompt(embed, concepts, item.question_ids), embed(item.answer_ids)])
     with encoder.reader() as lm:
         student = _answer_states(lm.base_model, student_in, n)
-        losses = []
-        for s, t in zip(student, teacher, strict=True):
-            scale = t.float().std().clamp_min(1e-6)
-            losses.append(F.smooth_l1_loss(s.float() / scale, t.float() / scale))
-        loss = torch.stack(losses).mean()
+        loss = _layer_loss(student, teacher)
         stats = {"loss": loss.item()}
-        if with_nll:
+        if with_nll:  # answer NLLs, and the loss/NLL of reading no context at all (the floor to beat)
             with torch.no_grad():
                 target = torch.tensor(item.answer_ids)
                 head = lm.get_output_embeddings()
-                stats["nll_student"] = F.cross_entropy(head(student[-1]).float(), target).item()
-                stats["nll_teacher"] = F.cross_entropy(head(teacher[-1]).float(), target).item()
-                bare = torch.cat([layout.embed_prompt(embed, [], item.question_ids), embed(item.answer_ids)])
-                stats["nll_no_context"] = F.cross_entropy(
-                    head(_answer_states(trunk, bare, n)[-1]).float(), target
-                ).item()
+                bare_in = torch.cat(
+                    [layout.embed_prompt(embed, [], item.question_ids), embed(item.answer_ids)]
+                )
+                bare = _answer_states(trunk, bare_in, n)
+                stats["loss_no_context"] = _layer_loss(bare, teacher).item()
+                for name, states in (("student", student), ("teacher", teacher), ("no_context", bare)):
+                    stats[f"nll_{name}"] = F.cross_entropy(head(states[-1]).float(), target).item()
     return loss, stats
 
 
