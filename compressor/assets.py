@@ -206,8 +206,8 @@ def _resolve_hub(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id))
     except Exception as exc:
         raise AssetError(
-            f"could not download {repo_id!r} from the hub ({type(exc).__name__}: {exc}); "
-            "without a network pass a local path or a packaged model "
+            f"model {repo_id!r} is not a local path, not in the local hub cache, and could not be "
+            f"downloaded ({type(exc).__name__}); without a network pass a local path or a packaged model "
             f"({', '.join('package:' + n for n in packaged_names())})"
         ) from exc
 

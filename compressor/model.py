@@ -64,6 +64,7 @@ def load_token_classifier(
         )
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
             warnings.simplefilter("ignore")
@@ -79,6 +80,7 @@ def load_token_classifier(
         raise ModelError(f"cannot load {spec!r} as a token classifier: {type(exc).__name__}: {exc}") from exc
     finally:
         hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
     if not getattr(tokenizer, "is_fast", False) or not hasattr(tokenizer, "backend_tokenizer"):
         raise ModelError(f"{spec!r} has no fast tokenizer (tokenizer.json); one is required for word offsets")
     missing_head = any(k.startswith("classifier") for k in info.get("missing_keys", []))

@@ -34,7 +34,7 @@ from .runtime import Runtime, make_runtime
 from .tokens import DEFAULT_ENCODING, get_encoding
 from .units import Units, build_units, find_occurrences, strip_keep_markers
 from .windows import end_flags, greedy_windows, stable_windows
-from .words import detect_word_rule
+from .words import detect_word_rule, strip_leading_space
 
 SEPARATOR = "\n\n"
 CACHE_FORMAT = "tc-probs-v1"
@@ -200,6 +200,8 @@ class TokenClassifierCompressor:
         for (text, keep_spans), enc in zip(stripped, encodings):
             ids = np.asarray(enc.ids, dtype=np.int64)
             offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+            if self.rule.style != "wordpiece":
+                offsets = strip_leading_space(text, offsets)
             ends, paragraphs = end_flags(text, offsets, opts.chunk_end_tokens)
             if opts.windowing == "greedy":
                 windows = greedy_windows(ends, max_len)

@@ -55,7 +55,7 @@ class WordRule:
                 prev_end = offsets[:-1, 1]
                 cur_start = offsets[1:, 0]
                 gaps[1:] = cur_start > prev_end
-            punct = np.fromiter((t in _PUNCT for t in tokens), dtype=bool, count=n)
+            punct = np.fromiter((text[s:e] in _PUNCT for s, e in offsets.tolist()), dtype=bool, count=n)
             starts = gaps | punct
         starts[0] = True
         return starts
@@ -125,3 +125,14 @@ def word_spans(offsets: np.ndarray, ids: np.ndarray, n_words: int) -> np.ndarray
     np.minimum.at(spans[:, 0], ids, offsets[:, 0])
     np.maximum.at(spans[:, 1], ids, offsets[:, 1])
     return spans
+
+
+def strip_leading_space(text: str, offsets: np.ndarray) -> np.ndarray:
+    """Move token starts past the whitespace some tokenizers include (``▁word``/``Ġword`` offsets
+    cover the space before the word), so spans hold the word itself."""
+    out = offsets.copy()
+    for i, (s, e) in enumerate(offsets.tolist()):
+        if s < e and text[s].isspace():
+            piece = text[s:e]
+            out[i, 0] = s + len(piece) - len(piece.lstrip())
+    return out

@@ -1,0 +1,1 @@
+"""Training promptpress token-classification models: corpus, teachers, alignment, fine-tuning, evaluation."""
