@@ -55,6 +55,7 @@ def _upstream(settings: Settings) -> Upstream | None:
         read_timeout=settings.upstream_read_timeout,
         write_timeout=settings.upstream_write_timeout,
         max_connections=settings.upstream_max_connections,
+        pools=settings.upstream_pools,
     )
 
 

@@ -5,6 +5,7 @@ goes away."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -51,19 +52,30 @@ class Upstream:
         read_timeout: float = 300.0,
         write_timeout: float = 30.0,
         max_connections: int = 200,
+        pools: int = 16,
     ) -> None:
+        if pools < 1:
+            raise ValueError(f"pools must be >= 1, got {pools}")
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.forward_client_auth = forward_client_auth
-        self.client = httpx.AsyncClient(
-            base_url=self.base_url + "/",
-            timeout=httpx.Timeout(
-                connect=connect_timeout, read=read_timeout, write=write_timeout, pool=connect_timeout
-            ),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            follow_redirects=False,
-            trust_env=False,
+        # httpx's pool checks every pooled connection on each request (O(pool) work and syscalls), so
+        # connections are spread over independent pools picked in turn: each stays small.
+        per_pool = max(1, -(-max_connections // pools))
+        timeout = httpx.Timeout(
+            connect=connect_timeout, read=read_timeout, write=write_timeout, pool=connect_timeout
         )
+        self.clients = [
+            httpx.AsyncClient(
+                base_url=self.base_url + "/",
+                timeout=timeout,
+                limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
+                follow_redirects=False,
+                trust_env=False,
+            )
+            for _ in range(pools)
+        ]
+        self._turn = itertools.cycle(self.clients)
 
     def request_headers(self, client_headers: Mapping[str, str], *, stream: bool) -> dict[str, str]:
         out = {
@@ -92,9 +104,10 @@ class Upstream:
     ) -> httpx.Response:
         """Send and return the response (headers read; body unread when `stream`). Transport failures
         become 504 (timeouts) or 502 (anything else) in OpenAI's error shape."""
-        request = self.client.build_request(method, path.lstrip("/"), content=content, headers=headers)
+        client = next(self._turn)
+        request = client.build_request(method, path.lstrip("/"), content=content, headers=headers)
         try:
-            return await self.client.send(request, stream=stream)
+            return await client.send(request, stream=stream)
         except httpx.TimeoutException as exc:
             metrics.upstream_errors.labels("timeout").inc()
             raise APIError(
@@ -107,7 +120,8 @@ class Upstream:
             ) from exc
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        for client in self.clients:
+            await client.aclose()
 
 
 def response_headers(upstream: httpx.Response, extra: Mapping[str, str]) -> dict[str, str]:

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     upstream_max_connections: int = Field(
         200, ge=1, description="Size of the pooled upstream connections (httpx)."
     )
+    upstream_pools: int = Field(
+        16,
+        ge=1,
+        description="Independent upstream connection pools used in turn (httpx scans its whole pool on "
+        "every request; several small pools keep that cheap under high concurrency).",
+    )
     allowed_models: CommaList = Field(
         default_factory=list,
         description="Model names the proxy accepts (comma-separated); others get 404 "

@@ -64,8 +64,8 @@ def get_state(request: Request) -> ServiceState:
     return request.app.state.promptpress
 
 
-def require_key(request: Request) -> None:
-    """FastAPI dependency of every /v1 route."""
+async def require_key(request: Request) -> None:
+    """FastAPI dependency of every /v1 route (async: a sync one would hop to a thread per request)."""
     get_state(request).check_key(request.headers.get("authorization"))
 
 
