@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,46 +139,71 @@ def _reader_endpoint(args: argparse.Namespace) -> Iterator[tuple[str, str, str |
         yield backend.base_url, backend.model_name, None, args.ctx_size
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, timeouts) stops a run like Ctrl-C: rows written so far are kept, the server stops."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_command(args: argparse.Namespace) -> int:
-    from .longbench import TiktokenTokenizer
+    from .longbench import DatasetError, TiktokenTokenizer, dataset_config
     from .methods import MethodError, parse_methods
     from .reader import OpenAIReader
     from .report import write_report
-    from .runner import RunConfig, Runner
+    from .runner import RunConfig, Runner, find_dataset
 
-    try:
+    try:  # bad names and missing files fail here, before a model or a server is started
+        for dataset in args.datasets:
+            find_dataset(dataset, args.data)
+            dataset_config(dataset)
         methods = parse_methods(args.methods, seed=args.seed, classifier_backend=args.classifier_backend)
-    except MethodError as exc:
+    except (MethodError, DatasetError, FileNotFoundError) as exc:
         raise SystemExit(f"eval run: {exc}") from None
     cache_flag = args.prompt_cache or ("omit" if args.base_url else "on")
-    with _reader_endpoint(args) as (base_url, model, api_key, window):
-        config = RunConfig(
-            datasets=args.datasets,
-            rates=args.rates,
-            data_dirs=args.data,
-            limit=args.limit,
-            shuffle_seed=args.shuffle_seed,
-            concurrency=args.concurrency,
-            max_length=args.max_length,
-            context_window=window,
-            max_new_tokens=args.max_new_tokens,
-            seed=args.seed,
-        )
-        prompt_cache = {"on": True, "off": False, "omit": None}[cache_flag]
-        with OpenAIReader(
-            base_url, model, api_key, prompt_cache=prompt_cache, stream=not args.no_stream
-        ) as reader:
-            tokenizer = None
-            if config.max_length or config.context_window:
-                tokenizer = (
-                    reader.tokenizer() if args.truncation_tokenizer == "auto" else None
-                ) or TiktokenTokenizer()
-                print(f"prompt truncation tokenizer: {tokenizer.name}", file=sys.stderr)
-            runner = Runner(
-                config, methods, reader, args.out, tokenizer=tokenizer, progress=not args.no_progress
+    start = time.perf_counter()
+    try:
+        with _sigterm_as_interrupt(), _reader_endpoint(args) as (base_url, model, api_key, window):
+            config = RunConfig(
+                datasets=args.datasets,
+                rates=args.rates,
+                data_dirs=args.data,
+                limit=args.limit,
+                shuffle_seed=args.shuffle_seed,
+                concurrency=args.concurrency,
+                max_length=args.max_length,
+                context_window=window,
+                max_new_tokens=args.max_new_tokens,
+                seed=args.seed,
             )
-            start = time.perf_counter()
-            summary = runner.run()
+            prompt_cache = {"on": True, "off": False, "omit": None}[cache_flag]
+            stream = not args.no_stream
+            with OpenAIReader(base_url, model, api_key, prompt_cache=prompt_cache, stream=stream) as reader:
+                tokenizer = None
+                if config.max_length or config.context_window:
+                    auto = reader.tokenizer() if args.truncation_tokenizer == "auto" else None
+                    tokenizer = auto or TiktokenTokenizer()
+                    print(f"prompt truncation tokenizer: {tokenizer.name}", file=sys.stderr)
+                progress = not args.no_progress
+                summary = Runner(
+                    config, methods, reader, args.out, tokenizer=tokenizer, progress=progress
+                ).run()
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted after {time.perf_counter() - start:.0f}s; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
     print(
         f"{summary.done} samples done, {summary.skipped} already done, {summary.errors} failed "
         f"in {time.perf_counter() - start:.1f}s -> {args.out}"

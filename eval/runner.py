@@ -234,7 +234,7 @@ class Runner:
             raise ValueError("prompt truncation (max_length/context_window) needs a tokenizer")
 
     def plan(self) -> list[_Task]:
-        tasks = []
+        tasks: list[_Task] = []
         for dataset in self.config.datasets:
             directory = find_dataset(dataset, self.config.data_dirs)
             samples = load_dataset(
