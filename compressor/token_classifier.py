@@ -10,7 +10,7 @@ original text (`render`).
 from __future__ import annotations
 
 import copy
-import hashlib
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -37,7 +37,8 @@ from .windows import end_flags, greedy_windows, stable_windows
 from .words import detect_word_rule, strip_leading_space
 
 SEPARATOR = "\n\n"
-CACHE_FORMAT = "tc-probs-v1"
+CACHE_VERSION = "tc-probs-1"  # bump when what is cached for a window changes
+log = logging.getLogger("promptpress.compressor")
 
 
 @dataclass
@@ -85,6 +86,8 @@ class TokenClassifierCompressor:
         self.batch_size = max(1, batch_size)
         self.max_batch_tokens = max(self.loaded.max_length, max_batch_tokens)
         self.cache = cache
+        self._cache_failed = False
+        self._keyspace = _keyspace(self.loaded.fingerprint, backend) if cache is not None else None
         tokenizer = self.loaded.tokenizer
         self._cls = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
         self._sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
@@ -245,26 +248,45 @@ class TokenClassifierCompressor:
         return out
 
     def score_windows(self, windows: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Token keep-probabilities for windows of token ids (special tokens are added here)."""
-        results: list[np.ndarray | None] = [None] * len(windows)
-        keys: list[str] = []
-        if self.cache is not None and windows:
-            keys = [self._cache_key(w) for w in windows]
-            for i, blob in enumerate(self._cache_get(keys)):
-                if blob is not None:
-                    cached = _decode_probs(blob, len(windows[i]))
-                    if cached is not None:
-                        results[i] = cached
-        todo = [i for i, r in enumerate(results) if r is None and len(windows[i])]
-        for i in range(len(windows)):
-            if results[i] is None and not len(windows[i]):
-                results[i] = np.zeros(0, dtype=np.float32)
-        computed: dict[int, np.ndarray] = {}
+        """Token keep-probabilities for windows of token ids (special tokens are added here).
+
+        With a segment cache, each window's probabilities are looked up first and only the misses
+        run through the model (concurrent misses on the same window compute once per process).
+        The cached value does not depend on the rate, so any later budget is a cheap threshold.
+        """
+        if self.cache is None or not windows:
+            return self._compute(windows)
+        from promptpress.cache import ArrayCodec, get_or_compute
+
+        keys = [self._keyspace.key(np.asarray(w, dtype="<i4").tobytes().hex()) for w in windows]
+
+        def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
+            return [
+                {"keep": p} for p in self._compute([windows[i] for i in indices])
+            ]  # fp32: cached == uncached
+
+        try:
+            values = get_or_compute(self.cache, keys, compute, codec=ArrayCodec(required=("keep",)))
+        except Exception as exc:  # a failing cache never fails compression
+            if not self._cache_failed:
+                log.warning("segment cache failed (%s: %s); computing without it", type(exc).__name__, exc)
+                self._cache_failed = True
+            return self._compute(windows)
+        out = [np.asarray(v["keep"], dtype=np.float32) for v in values]
+        stale = [i for i, (p, w) in enumerate(zip(out, windows)) if p.shape != (len(w),)]
+        for i, p in zip(stale, self._compute([windows[i] for i in stale])):
+            out[i] = p
+        return out
+
+    def _compute(self, windows: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Run the model over windows in length-sorted batches."""
+        results = [np.zeros(0, dtype=np.float32) for _ in windows]
+        todo = [i for i, w in enumerate(windows) if len(w)]
+        head = int(self._cls is not None)
         for batch in self._batches(todo, [len(w) for w in windows]):
             width = max(len(windows[i]) for i in batch) + self._specials
             ids = np.full((len(batch), width), self._pad, dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
-            head = int(self._cls is not None)
             for row, i in enumerate(batch):
                 w = windows[i]
                 if head:
@@ -276,11 +298,8 @@ class TokenClassifierCompressor:
             with self._lock:
                 probs = self.runtime.keep_probs(ids, mask)
             for row, i in enumerate(batch):
-                computed[i] = probs[row, head : head + len(windows[i])].astype(np.float32)
-                results[i] = computed[i]
-        if self.cache is not None and computed:
-            self._cache_put({keys[i]: _encode_probs(p) for i, p in computed.items()})
-        return [r if r is not None else np.zeros(0, dtype=np.float32) for r in results]
+                results[i] = probs[row, head : head + len(windows[i])].astype(np.float32)
+        return results
 
     def _batches(self, todo: list[int], lengths: list[int]) -> list[list[int]]:
         """Length-sorted batches bounded by count and padded tokens (padding costs little)."""
@@ -318,21 +337,12 @@ class TokenClassifierCompressor:
             return self._count_many(texts)
         return self._count_many([normalizer.normalize_str(t) for t in texts])
 
-    def _cache_key(self, window: np.ndarray) -> str:
-        digest = hashlib.blake2b(window.astype(np.int64).tobytes(), digest_size=16).hexdigest()
-        return f"pp:{CACHE_FORMAT}:{self.loaded.fingerprint}:{self.backend}:{digest}"
 
-    def _cache_get(self, keys: list[str]) -> list[bytes | None]:
-        try:
-            return list(self.cache.get_many(keys))
-        except Exception:  # a failing cache never fails compression
-            return [None] * len(keys)
+def _keyspace(model_fingerprint: str, backend: str) -> Any:
+    from promptpress.cache import KeySpace
 
-    def _cache_put(self, items: dict[str, bytes]) -> None:
-        try:
-            self.cache.put_many(items)
-        except Exception:
-            pass
+    namespace = os.environ.get("PROMPTPRESS_CACHE_NAMESPACE", "default")
+    return KeySpace(namespace, model=model_fingerprint, compressor=CACHE_VERSION, params=backend)
 
 
 def _as_contexts(context: str | Sequence[str]) -> list[str]:
@@ -374,13 +384,3 @@ def _decisions(units: list[Units], masks: list[np.ndarray], keep: np.ndarray) ->
         for (s, e), p, k, f in zip(u.spans.tolist(), u.probs.tolist(), m.tolist(), u.forced.tolist()):
             out.append(WordDecision(u.text[s:e], c, s, e, round(p, 6), bool(k and keep[c]), bool(f)))
     return out
-
-
-def _encode_probs(probs: np.ndarray) -> bytes:
-    return np.asarray(probs, dtype=np.float16).tobytes()
-
-
-def _decode_probs(blob: bytes, length: int) -> np.ndarray | None:
-    if len(blob) != 2 * length:
-        return None  # stale or corrupt: recompute
-    return np.frombuffer(blob, dtype=np.float16).astype(np.float32)
