@@ -40,6 +40,15 @@ def _rates(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"rates must be numbers separated by commas, got {text!r}") from None
 
 
+def _limit(text: str) -> int | dict[str, int]:
+    try:
+        if "=" not in text:
+            return int(text)
+        return {name.strip(): int(n) for name, n in (item.split("=", 1) for item in _csv(text))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--limit takes N or name=N,name=N; got {text!r}") from None
+
+
 def _add_run(sub: Any) -> None:
     p = sub.add_parser(
         "run",
@@ -66,7 +75,8 @@ def _add_run(sub: Any) -> None:
                    help="none, truncate, truncate_head_tail, random, classifier[:MODEL], soft, module:attr")  # fmt: skip
     p.add_argument("--rates", type=_rates, default=[1.0, 0.5, 0.33, 0.2], help="fractions of tokens kept")
     p.add_argument("--out", type=Path, required=True, help="run directory (results.jsonl, run.json, report)")
-    p.add_argument("--limit", type=int, default=None, help="samples per dataset")
+    p.add_argument("--limit", type=_limit, default=None,
+                   help="samples per dataset: N, or per dataset e.g. multi_news=50,squad_longdoc=120")  # fmt: skip
     p.add_argument("--shuffle-seed", type=int, default=None, help="with --limit: a seeded random subset")
     p.add_argument("--seed", type=int, default=0, help="seed of the random-drop baseline")
     p.add_argument(

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -49,7 +49,7 @@ class RunConfig:
     datasets: Sequence[str]
     rates: Sequence[float] = (1.0, 0.5, 0.33, 0.2)
     data_dirs: Sequence[Path] = ()
-    limit: int | None = None
+    limit: int | Mapping[str, int] | None = None  # samples per dataset: one number, or per dataset name
     shuffle_seed: int | None = None  # with `limit`: a seeded random subset instead of the first ones
     concurrency: int = 1
     max_length: int | None = None  # reader tokens of the whole prompt (middle truncation); None: no cut
@@ -66,6 +66,11 @@ class RunConfig:
         if self.concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         return self
+
+    def limit_for(self, dataset: str) -> int | None:
+        if self.limit is None or isinstance(self.limit, int):
+            return self.limit
+        return self.limit.get(dataset)
 
     def prompt_budget(self, max_new_tokens: int) -> int | None:
         if self.max_length is not None:
@@ -238,7 +243,10 @@ class Runner:
         for dataset in self.config.datasets:
             directory = find_dataset(dataset, self.config.data_dirs)
             samples = load_dataset(
-                directory, dataset, limit=self.config.limit, shuffle_seed=self.config.shuffle_seed
+                directory,
+                dataset,
+                limit=self.config.limit_for(dataset),
+                shuffle_seed=self.config.shuffle_seed,
             )
             for method, rate in plan_pairs(self.methods, self.config.rates):
                 tasks.extend(_Task(s, method, rate) for s in _by_context(samples))

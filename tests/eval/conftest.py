@@ -19,3 +19,14 @@ def longbench_dir() -> Path:
         "multi_news.jsonl (see ../shared/data/README.md)"
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def squad_path() -> Path:
+    """The verified SQuAD v1.1 dev json: PROMPTPRESS_SQUAD_JSON, or fetched once per test session
+    (bigbench sdist from the package index, only the json extracted) into the promptpress cache."""
+    from promptpress.eval.squad_longdoc import squad_json
+
+    if os.environ.get("PROMPTPRESS_SQUAD_JSON"):
+        return Path(os.environ["PROMPTPRESS_SQUAD_JSON"])
+    return squad_json()

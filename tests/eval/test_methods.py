@@ -54,3 +54,35 @@ def test_plan_pairs() -> None:
     # the uncompressed reference is added when 1.0 is asked for, even without "none"
     pairs = [(m.name, r) for m, r in plan_pairs(mt.parse_methods("random"), [1.0, 0.5])]
     assert pairs == [("none", 1.0), ("random", 0.5)]
+
+
+def test_run_plan_limits_and_context_order(longbench_dir, squad_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from promptpress.eval.reader import OpenAIReader
+    from promptpress.eval.runner import RunConfig, Runner
+    from promptpress.eval.squad_longdoc import BuildConfig, build_suite
+
+    build_suite(tmp_path / "squad", BuildConfig(max_articles=1), squad_json_path=squad_path)
+    config = RunConfig(
+        datasets=["multi_news", "squad_longdoc", "passage_retrieval_zh"],
+        rates=[1.0, 0.5],
+        data_dirs=[longbench_dir, tmp_path / "squad"],
+        limit={"multi_news": 2, "squad_longdoc": 5},
+    )
+    reader = OpenAIReader("http://127.0.0.1:9/v1", "unused")  # planning sends no request
+    tasks = Runner(config, mt.parse_methods("none,truncate"), reader, tmp_path / "run").plan()
+    counts: dict[tuple[str, str], int] = {}
+    for task in tasks:
+        counts[task.sample.dataset, task.method.name] = (
+            counts.get((task.sample.dataset, task.method.name), 0) + 1
+        )
+    assert counts == {
+        ("multi_news", "none"): 2, ("multi_news", "truncate"): 2,
+        ("squad_longdoc", "none"): 5, ("squad_longdoc", "truncate"): 5,
+        ("passage_retrieval_zh", "none"): 200, ("passage_retrieval_zh", "truncate"): 200,
+    }  # fmt: skip
+    # questions on one context follow each other (the reader's prompt cache can reuse it)
+    squad = [
+        t.sample.context for t in tasks if t.sample.dataset == "squad_longdoc" and t.method.name == "none"
+    ]
+    changes = sum(a != b for a, b in zip(squad, squad[1:], strict=False))
+    assert changes == len(set(squad)) - 1

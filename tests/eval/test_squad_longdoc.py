@@ -2,7 +2,6 @@
 
 import io
 import json
-import os
 import tarfile
 from pathlib import Path
 
@@ -12,14 +11,6 @@ from promptpress.compressor.tokens import count_tokens
 from promptpress.eval import squad_longdoc as sq
 from promptpress.eval.longbench import build_prompt, load_dataset
 from promptpress.eval.metrics import score_sample
-
-
-@pytest.fixture(scope="module")
-def squad_path() -> Path:
-    """The verified json: PROMPTPRESS_SQUAD_JSON, or fetched once into the promptpress cache."""
-    if os.environ.get("PROMPTPRESS_SQUAD_JSON"):
-        return Path(os.environ["PROMPTPRESS_SQUAD_JSON"])
-    return sq.squad_json()
 
 
 def test_build_two_articles(tmp_path: Path, squad_path: Path) -> None:
