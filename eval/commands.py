@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -205,8 +206,9 @@ def run_command(args: argparse.Namespace) -> int:
                     tokenizer = auto or TiktokenTokenizer()
                     print(f"prompt truncation tokenizer: {tokenizer.name}", file=sys.stderr)
                 progress = not args.no_progress
+                command = "promptpress " + shlex.join(sys.argv[1:])
                 summary = Runner(
-                    config, methods, reader, args.out, tokenizer=tokenizer, progress=progress
+                    config, methods, reader, args.out, tokenizer=tokenizer, progress=progress, command=command
                 ).run()
     except KeyboardInterrupt:
         print(

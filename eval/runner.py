@@ -227,6 +227,7 @@ class Runner:
         *,
         tokenizer: Tokenizer | None = None,
         progress: bool = True,
+        command: str | None = None,
     ) -> None:
         self.config = config.validate()
         self.methods = list(methods)
@@ -234,6 +235,7 @@ class Runner:
         self.out_dir = Path(out_dir)
         self.tokenizer = tokenizer
         self.progress = progress
+        self.command = command  # recorded in run.json and shown in the report
         self.memo = _CompressionMemo()
         if (config.max_length or config.context_window) and tokenizer is None:
             raise ValueError("prompt truncation (max_length/context_window) needs a tokenizer")
@@ -313,6 +315,7 @@ class Runner:
             "truncation_tokenizer": getattr(self.tokenizer, "name", None),
             "planned": planned,
             "skipped_done": skipped,
+            "command": self.command,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         self.out_dir.mkdir(parents=True, exist_ok=True)
