@@ -9,6 +9,8 @@ Input and output have the same kind: a `ChatPromptValue`, a `StringPromptValue`,
 (placed before the prompt template; then `variables` names the values to compress). What gets
 compressed in messages is described in `promptpress.adapters.messages`. All the selected texts of one
 input are compressed in one call and share its budget; `batch` compresses each input separately.
+Each compression sends the custom event ``"promptpress_compression"`` (texts, original_tokens,
+compressed_tokens, rate) to the run's callbacks and to `astream_events`.
 
 `rate`, `target_tokens`, `min_tokens`, `roles`... are pydantic fields, so they can be made
 configurable per call::
@@ -26,6 +28,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Union
 
+from langchain_core.callbacks import dispatch_custom_event
 from langchain_core.messages import BaseMessage, HumanMessage, convert_to_messages
 from langchain_core.prompt_values import ChatPromptValue, PromptValue, StringPromptValue
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
@@ -36,9 +39,11 @@ from promptpress.compressor import CompressOptions, count_tokens
 from .messages import find_pieces, normalize_roles, rebuild, segments_to_compress
 from .shared import build_options, check_compressor_args, resolve_compressor
 
-__all__ = ["PromptCompressorRunnable", "PromptInput"]
+__all__ = ["EVENT", "PromptCompressorRunnable", "PromptInput"]
 
 log = logging.getLogger("promptpress.adapters")
+
+EVENT = "promptpress_compression"
 
 PromptInput = Union[PromptValue, Sequence[Any], str, dict]  # noqa: UP007 (pydantic/LangChain generics)
 
@@ -154,12 +159,14 @@ class PromptCompressorRunnable(RunnableSerializable[PromptInput, PromptInput]):
             return []
         compressor = resolve_compressor(self.compressor, self.cache)
         result = compressor.compress(texts, build_options(self.options, self.rate, self.target_tokens))
-        log.debug(
-            "compressed %d text(s): %d -> %d tokens",
-            len(texts),
-            result.original_tokens,
-            result.compressed_tokens,
-        )
+        stats = {
+            "texts": len(texts),
+            "original_tokens": result.original_tokens,
+            "compressed_tokens": result.compressed_tokens,
+            "rate": round(result.rate, 4),
+        }
+        log.debug("compressed %(texts)d text(s): %(original_tokens)d -> %(compressed_tokens)d tokens", stats)
+        dispatch_custom_event(EVENT, stats)  # on_custom_event handlers and astream_events see the figures
         by_index = {c.index: (c.text if c.kept else "") for c in result.contexts}
         return [by_index.get(i, "") for i in range(len(texts))]
 

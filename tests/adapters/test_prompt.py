@@ -27,9 +27,13 @@ class Recorder(BaseCallbackHandler):
 
     def __init__(self) -> None:
         self.calls: list[list[BaseMessage]] = []
+        self.events: list[tuple[str, Any]] = []
 
     def on_chat_model_start(self, serialized: Any, messages: list[list[BaseMessage]], **kwargs: Any) -> None:
         self.calls.extend(messages)
+
+    def on_custom_event(self, name: str, data: Any, **kwargs: Any) -> None:
+        self.events.append((name, data))
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +64,18 @@ def test_chain_sends_the_model_a_compressed_user_message(prompt, context, compre
     sent = received[1].content
     assert abs(count_tokens(sent) / count_tokens(original) - 0.4) < 0.06
     assert is_subsequence(words(sent), words(original))
+    [(name, stats)] = recorder.events
+    assert name == "promptpress_compression" and stats["texts"] == 1
+    assert stats["compressed_tokens"] == count_tokens(sent)
+    assert stats["original_tokens"] == count_tokens(original)
+
+
+async def test_astream_events_report_the_compression(prompt, context, compressor):
+    chain = prompt | _compressor(compressor, rate=0.4) | FakeListChatModel(responses=["ok"])
+    events = [e async for e in chain.astream_events({"context": context, "question": QUESTION}, version="v2")]
+    custom = [e["data"] for e in events if e["event"] == "on_custom_event"]
+    assert len(custom) == 1 and custom[0]["compressed_tokens"] < custom[0]["original_tokens"]
+    assert "".join(e["data"]["chunk"].content for e in events if e["event"] == "on_chat_model_stream") == "ok"
 
 
 def test_tool_calls_ids_and_non_text_parts_are_untouched(context, compressor):
