@@ -25,13 +25,13 @@ from pathlib import Path
 
 import torch
 
+from promptpress.cache import MemoryCache
 from promptpress.compressor.soft.data import clean_turn
 from promptpress.compressor.soft.decoder import load_decoder
 from promptpress.compressor.soft.engine import SoftCompressor
 from promptpress.compressor.soft.generation import kv_cache_bytes, prefill
 from promptpress.compressor.soft.model import ConceptEncoder
 from promptpress.compressor.soft.quantize import MODES, apply_precision
-from promptpress.compressor.soft.store import DictCache
 
 QUESTION = "What did the group decide, and who will do the follow-up work?"
 
@@ -84,7 +84,7 @@ def soft_prefill(soft: SoftCompressor, context: str) -> tuple[int, int]:
 
 
 def cold_prefill(soft: SoftCompressor, context: str) -> tuple[int, int]:
-    soft.cache = DictCache()  # empty: every segment is encoded
+    soft.cache = MemoryCache()  # empty: every segment is encoded
     return soft_prefill(soft, context)
 
 
