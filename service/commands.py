@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
         help="start the local llama.cpp backend and use it as the upstream when none is configured",
     )
     _backend_options(serve, prefix="backend-", default_port=None)
-    serve.set_defaults(func=run_serve)
+    serve.set_defaults(handler=run_serve)
 
     backend = subparsers.add_parser(
         "backend",
@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
     )
     backend.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback)")
     _backend_options(backend, prefix="", default_port=8080)
-    backend.set_defaults(func=run_backend)
+    backend.set_defaults(handler=run_backend)
 
 
 def _backend_options(parser: argparse.ArgumentParser, prefix: str, default_port: int | None) -> None:

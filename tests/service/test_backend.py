@@ -28,7 +28,9 @@ def backend():
 
 @pytest.fixture
 def backend_proxy(make_proxy, backend):
-    return make_proxy(upstream_url=backend.base_url, allowed_models=[backend.model_name])
+    return make_proxy(
+        upstream_url=backend.base_url, allowed_models=[backend.model_name], upstream_read_timeout=180
+    )
 
 
 def test_backend_api(backend):
