@@ -359,7 +359,11 @@ class Runner:
         self, pending: set[Future[dict[str, Any]]], writer: _Writer, summary: RunSummary, bar: Any, mode: str
     ) -> set[Future[dict[str, Any]]]:
         finished, rest = wait(pending, return_when=mode)
+        failure: BaseException | None = None
         for future in finished:
+            if future.exception() is not None:  # e.g. KeyboardInterrupt: write the others first
+                failure = failure or future.exception()
+                continue
             row = future.result()
             writer.write(row)
             summary.errors += bool(row.get("error"))
@@ -367,6 +371,8 @@ class Runner:
             if bar is not None:
                 bar.set_postfix_str(f"{row['dataset']} {row['method']}@{row['rate']}", refresh=False)
                 bar.update(1)
+        if failure is not None:
+            raise failure
         return rest
 
 
