@@ -1,0 +1,339 @@
+"""Fine-tune an encoder as a keep/drop token classifier on teacher word labels.
+
+Word labels are spread over each word's sub-word tokens (`wordsplit.token_labels`); special
+tokens and padding are ignored by the loss. The loss is class-weighted cross-entropy (weights
+inverse to the label frequencies of the training set). ``method="lora"`` trains LoRA adapters on
+every linear layer of the encoder plus the classification head (a few MB to ship);
+``method="full"`` trains everything.
+
+The run folder holds `checkpoint.pt` (trainable weights, optimizer, scheduler, step, RNG; written
+every `save_every` steps, `resume=True` continues from it), `train.log` (one JSON line per step
+and per evaluation), `fit.json` (config + final metrics), `final/` (a merged checkpoint that
+`load_compressor(path)` reads) and, for LoRA, `adapter.safetensors` (what `train export` ships).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .labels import LabelledWindow
+from .metrics import f1_keep, roc_auc
+from .wordsplit import WordSplitter, token_labels
+
+log = logging.getLogger("promptpress.train")
+IGNORE = -100
+LORA_TARGETS = ("query", "key", "value", "dense")
+
+
+@dataclass
+class FitConfig:
+    out_dir: str
+    encoder: str = "package:all-minilm-l6-v2"
+    method: str = "lora"  # "lora" | "full"
+    lora_r: int = 16
+    steps: int = 300
+    batch_size: int = 8
+    lr: float = 5e-4
+    warmup: float = 0.06
+    weight_decay: float = 0.01
+    eval_every: int = 50
+    save_every: int = 25
+    max_length: int = 512
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in ("lora", "full"):
+            raise ValueError(f"method must be 'lora' or 'full', got {self.method!r}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be positive")
+
+
+@dataclass
+class Example:
+    input_ids: torch.Tensor
+    labels: torch.Tensor  # token labels, IGNORE at special tokens
+    word_of_token: np.ndarray
+    word_labels: np.ndarray
+    n_words: int
+
+
+def make_examples(records: Sequence[LabelledWindow], tokenizer: Any, max_length: int = 512) -> list[Example]:
+    splitter = WordSplitter(tokenizer)
+    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+    specials = int(cls_id is not None) + int(sep_id is not None)
+    out = []
+    for record, enc in zip(records, splitter.encode_batch([r.window.text for r in records])):
+        if enc.n_words != len(record.keep):
+            raise ValueError(
+                f"window {record.window.id}: {len(record.keep)} labels but the encoder splits it into "
+                f"{enc.n_words} words; label with the same --encoder as you train"
+            )
+        n = min(enc.n_tokens, max_length - specials)
+        labels = token_labels(record.keep.astype(np.int64), enc.word_of_token)[:n]
+        ids = enc.ids[:n]
+        head = [cls_id] if cls_id is not None else []
+        tail = [sep_id] if sep_id is not None else []
+        out.append(
+            Example(
+                torch.tensor(head + ids.tolist() + tail, dtype=torch.long),
+                torch.tensor([IGNORE] * len(head) + labels.tolist() + [IGNORE] * len(tail), dtype=torch.long),
+                enc.word_of_token[:n],
+                record.keep,
+                enc.n_words,
+            )
+        )
+    return out
+
+
+def collate(batch: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(e.input_ids) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, e in enumerate(batch):
+        ids[i, : len(e.input_ids)] = e.input_ids
+        labels[i, : len(e.labels)] = e.labels
+        mask[i, : len(e.input_ids)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def class_weights(examples: Sequence[Example]) -> torch.Tensor:
+    labels = torch.cat([e.labels[e.labels != IGNORE] for e in examples])
+    counts = torch.bincount(labels, minlength=2).float().clamp(min=1)
+    return counts.sum() / (2 * counts)
+
+
+def build_model(config: FitConfig, model: Any = None) -> Any:
+    """The encoder with a 2-label head (from `config.encoder` unless `model` is given), LoRA-wrapped
+    for ``method="lora"``."""
+    if model is None:
+        from transformers import AutoModelForTokenClassification
+
+        from ..assets import resolve
+
+        model = AutoModelForTokenClassification.from_pretrained(
+            resolve(config.encoder),
+            num_labels=2,
+            id2label={0: "drop", 1: "keep"},
+            label2id={"drop": 0, "keep": 1},
+        )
+    if config.method == "lora":
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora_config(config.lora_r))
+    return model
+
+
+def lora_config(r: int) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=r,
+        lora_alpha=2 * r,
+        lora_dropout=0.05,
+        target_modules=list(LORA_TARGETS),
+        modules_to_save=["classifier"],
+    )
+
+
+@torch.no_grad()
+def predict_words(
+    model: Any, examples: Sequence[Example], pad_id: int, batch_size: int = 16
+) -> list[np.ndarray]:
+    """Word keep-probabilities (token probabilities averaged per word, as at inference)."""
+    model.eval()
+    out = []
+    for i in range(0, len(examples), batch_size):
+        chunk = examples[i : i + batch_size]
+        batch = collate(chunk, pad_id)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        probs = torch.softmax(logits.float(), dim=-1)[..., 1].numpy()
+        for row, e in enumerate(chunk):
+            n = len(e.word_of_token)
+            token_probs = probs[row, 1 : 1 + n]
+            words = np.bincount(e.word_of_token, weights=token_probs, minlength=e.n_words)
+            counts = np.bincount(e.word_of_token, minlength=e.n_words)
+            out.append((words / np.maximum(counts, 1)).astype(np.float32))
+    return out
+
+
+def heldout_metrics(
+    model: Any, examples: Sequence[Example], pad_id: int, weights: torch.Tensor
+) -> dict[str, float]:
+    if not examples:
+        return {}
+    model.eval()
+    losses = []
+    with torch.no_grad():
+        for i in range(0, len(examples), 16):
+            batch = collate(examples[i : i + 16], pad_id)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            losses.append(_loss(logits, batch["labels"], weights).item())
+    probs = predict_words(model, examples, pad_id)
+    truth = np.concatenate([e.word_labels[: len(p)] for e, p in zip(examples, probs)])
+    scores = np.concatenate(probs)
+    return {
+        "heldout_loss": float(np.mean(losses)),
+        "heldout_f1": f1_keep(truth, scores > 0.5),
+        "heldout_auc": roc_auc(truth, scores),
+    }
+
+
+def _loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.cross_entropy(
+        logits.float().view(-1, 2), labels.view(-1), weight=weights, ignore_index=IGNORE
+    )
+
+
+def _trainable_state(model: Any) -> dict[str, torch.Tensor]:
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k in names}
+
+
+def fit(
+    records: Sequence[LabelledWindow],
+    config: FitConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    model: Any = None,
+    tokenizer: Any = None,
+) -> dict[str, Any]:
+    """Train on the `train` windows of `records`, evaluate on the `heldout` ones; returns metrics."""
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+    from ..assets import resolve
+
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    if tokenizer is None:
+        tokenizer = AutoTokenizer.from_pretrained(resolve(config.encoder))
+    train_ex = make_examples([r for r in records if r.window.split == "train"], tokenizer, config.max_length)
+    held_ex = make_examples([r for r in records if r.window.split == "heldout"], tokenizer, config.max_length)
+    if not train_ex:
+        raise ValueError("no training windows among the labelled records")
+    pad_id = tokenizer.pad_token_id or 0
+    weights = class_weights(train_ex)
+    model = build_model(config, model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup * config.steps), config.steps)
+    step = 0
+    ckpt = out / "checkpoint.pt"
+    if resume and ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step = state["step"]
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["py_rng"])
+        log.info("resumed from %s at step %d", ckpt, step)
+    order_rng = random.Random(config.seed)
+    order: list[int] = []
+    for _ in range(step * config.batch_size // len(train_ex) + 1):  # replay the data order up to `step`
+        order = list(range(len(train_ex)))
+        order_rng.shuffle(order)
+    cursor = (step * config.batch_size) % len(train_ex)
+    log_file = (out / "train.log").open("a")
+    trainable = sum(p.numel() for p in params)
+    log.info(
+        "fit: %d train / %d held-out windows, %d trainable parameters, class weights %s",
+        len(train_ex),
+        len(held_ex),
+        trainable,
+        weights.tolist(),
+    )
+    started = time.perf_counter()
+    bar = tqdm(total=config.steps, initial=step, desc=f"fit ({config.method})", disable=not progress)
+    metrics: dict[str, Any] = {}
+    while step < config.steps:
+        model.train()
+        batch_idx = []
+        while len(batch_idx) < config.batch_size:
+            if cursor >= len(order):
+                order = list(range(len(train_ex)))
+                order_rng.shuffle(order)
+                cursor = 0
+            batch_idx.append(order[cursor])
+            cursor += 1
+        batch = collate([train_ex[i] for i in batch_idx], pad_id)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss = _loss(logits, batch["labels"], weights)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        log_file.write(
+            json.dumps({"step": step, "loss": round(loss.item(), 5), "lr": scheduler.get_last_lr()[0]}) + "\n"
+        )
+        if step % config.eval_every == 0 or step == config.steps:
+            metrics = heldout_metrics(model, held_ex, pad_id, weights)
+            log_file.write(json.dumps({"step": step, **metrics}) + "\n")
+            log.info("step %d %s", step, json.dumps(metrics))
+        if step % config.save_every == 0 or step == config.steps:
+            _save_checkpoint(ckpt, model, optimizer, scheduler, step)
+        log_file.flush()
+    bar.close()
+    log_file.close()
+    elapsed = time.perf_counter() - started
+    result = {
+        "steps": step,
+        "train_windows": len(train_ex),
+        "heldout_windows": len(held_ex),
+        "trainable_parameters": trainable,
+        "seconds_this_run": round(elapsed, 1),
+        **metrics,
+    }
+    _save_final(out, model, tokenizer, config)
+    (out / "fit.json").write_text(json.dumps({"config": asdict(config), "metrics": result}, indent=2))
+    return result
+
+
+def _save_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, step: int) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "model": _trainable_state(model),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "step": step,
+            "torch_rng": torch.get_rng_state(),
+            "py_rng": random.getstate(),
+        },
+        tmp,
+    )
+    tmp.replace(path)
+
+
+def _save_final(out: Path, model: Any, tokenizer: Any, config: FitConfig) -> None:
+    if config.method == "lora":
+        from peft.utils import get_peft_model_state_dict
+        from safetensors.torch import save_file
+
+        adapter = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+        save_file(adapter, str(out / "adapter.safetensors"))
+        merged = model.merge_and_unload()
+    else:
+        merged = model
+    merged.eval()
+    merged.save_pretrained(out / "final")
+    tokenizer.save_pretrained(out / "final")

@@ -1,0 +1,116 @@
+"""Ship a trained compressor as a few MB and rebuild the full checkpoint offline.
+
+A shipped model is a folder under ``compressor/models/NAME/`` holding `weights.safetensors`
+(the LoRA adapter and the trained classification head) and `promptpress.json` (base encoder spec,
+LoRA rank and targets, sha256 of the weights). `materialize(NAME)` loads the base encoder from its
+package, applies the weights, merges them and writes an ordinary checkpoint directory under
+``assets.cache_dir() / "builtin"`` once (keyed by the weights' hash); `load_compressor` reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..assets import AssetError, cache_dir, resolve
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+WEIGHTS = "weights.safetensors"
+META = "promptpress.json"
+FORMAT = "promptpress-lora-v1"
+
+
+def available() -> list[str]:
+    """Names of the models shipped in `compressor/models/`."""
+    return sorted(p.parent.name for p in MODELS_DIR.glob(f"*/{META}"))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
+    """Copy a LoRA `fit` run's adapter + head into a shippable folder with its metadata."""
+    run = Path(run_dir)
+    adapter = run / "adapter.safetensors"
+    fit_json = run / "fit.json"
+    if not adapter.is_file() or not fit_json.is_file():
+        raise FileNotFoundError(
+            f"{run} has no adapter.safetensors/fit.json: export needs a finished `train fit --method lora` run"
+        )
+    fit = json.loads(fit_json.read_text())
+    config = fit["config"]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(adapter, out / WEIGHTS)
+    meta = {
+        "format": FORMAT,
+        "base": config["encoder"],
+        "lora_r": config["lora_r"],
+        "sha256": _sha256(out / WEIGHTS),
+        "metrics": fit.get("metrics", {}),
+    }
+    (out / META).write_text(json.dumps(meta, indent=2) + "\n")
+    return out
+
+
+def _model_dir(name: str) -> Path:
+    folder = Path(name) if os.sep in name or Path(name).is_dir() else MODELS_DIR / name
+    if not (folder / META).is_file():
+        known = ", ".join(available()) or "none"
+        raise AssetError(f"no shipped compressor {name!r} (folder {folder} has no {META}); shipped: {known}")
+    return folder
+
+
+def materialize(name: str) -> Path:
+    """A checkpoint directory for the shipped model `name` (or a folder made by `export`), built
+    offline from the base encoder package and the shipped weights; cached after the first call."""
+    folder = _model_dir(name)
+    meta: dict[str, Any] = json.loads((folder / META).read_text())
+    if meta.get("format") != FORMAT:
+        raise AssetError(f"{folder}: unknown format {meta.get('format')!r} (expected {FORMAT})")
+    weights = folder / WEIGHTS
+    digest = _sha256(weights)
+    if digest != meta["sha256"]:
+        raise AssetError(f"{weights} has sha256 {digest}, expected {meta['sha256']}: the file is damaged")
+    target = cache_dir() / "builtin" / f"{folder.name}-{digest[:16]}"
+    if (target / "config.json").is_file():
+        return target
+    import torch
+    from peft import get_peft_model
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from .fit import lora_config
+
+    base_dir = resolve(meta["base"])
+    base = AutoModelForTokenClassification.from_pretrained(
+        base_dir,
+        num_labels=2,
+        id2label={0: "drop", 1: "keep"},
+        label2id={"drop": 0, "keep": 1},
+        dtype=torch.float32,
+    )
+    model = get_peft_model(base, lora_config(int(meta["lora_r"])))
+    result = set_peft_model_state_dict(model, load_file(str(weights)))
+    if getattr(result, "unexpected_keys", None):
+        raise AssetError(f"{weights} does not fit {meta['base']}: unexpected {result.unexpected_keys[:3]}")
+    merged = model.merge_and_unload()
+    merged.eval()
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    merged.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(base_dir).save_pretrained(tmp)
+    if target.exists():  # built meanwhile by another process
+        shutil.rmtree(tmp)
+    else:
+        os.replace(tmp, target)
+    return target

@@ -1,0 +1,98 @@
+"""Surprisal teacher: a causal LM's self-information per word (Selective Context / LLMLingua-1).
+
+Each window is read by a local causal LM (default: the packaged Qwen2.5-Coder-0.5B, loaded with
+the soft compressor's `load_decoder`, which caches a dequantised copy of the GGUF). A token's
+self-information is ``-log p(token | everything before it)``; a word's score is the sum over
+the LM tokens that start inside it (tokens that start in the whitespace before a word count for
+that word). The `rate` share of words with the highest scores is labelled keep. With a question,
+the LM reads ``Question: ...`` first, so words that the question makes predictable score lower
+and words relevant to it but still surprising score higher.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .teachers import WordLabels
+from .wordsplit import EncodedWords, top_k_mask
+
+PREFIX = "Meeting transcript:\n"
+
+
+def char_to_word(text_length: int, spans: np.ndarray) -> np.ndarray:
+    """Word index of every character; characters between words belong to the next word."""
+    owner = np.full(text_length + 1, -1, dtype=np.int64)
+    for w, (s, e) in enumerate(spans.tolist()):
+        owner[s:e] = w
+    # back-fill gaps with the following word (the last gap with the last word)
+    nxt = len(spans) - 1 if len(spans) else -1
+    for i in range(text_length, -1, -1):
+        if owner[i] >= 0:
+            nxt = owner[i]
+        else:
+            owner[i] = nxt
+    return owner
+
+
+def aggregate(
+    token_starts: np.ndarray, token_scores: np.ndarray, owner: np.ndarray, n_words: int
+) -> np.ndarray:
+    """Sum token scores into the words their first character belongs to."""
+    scores = np.zeros(n_words, dtype=np.float64)
+    if n_words == 0 or len(token_starts) == 0:
+        return scores
+    idx = owner[np.clip(token_starts, 0, len(owner) - 1)]
+    ok = idx >= 0
+    np.add.at(scores, idx[ok], token_scores[ok])
+    return scores
+
+
+class SurprisalTeacher:
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        rate: float = 0.5,
+        condition: bool = False,
+        max_lm_tokens: int = 1024,
+    ) -> None:
+        if not 0 < rate < 1:
+            raise ValueError(f"rate must be in (0, 1), got {rate}")
+        import torch
+
+        from ..assets import DEFAULT_DECODER
+        from ..soft.decoder import load_decoder
+
+        spec = os.fspath(model) if model else DEFAULT_DECODER
+        self.model, self.tokenizer = load_decoder(spec, torch.float32)
+        self.rate = rate
+        self.condition = condition
+        self.max_lm_tokens = max_lm_tokens
+        self.name = f"surprisal:{spec}" + (":question" if condition else "")
+        self._torch = torch
+
+    def word_information(self, words: EncodedWords, question: str | None = None) -> np.ndarray:
+        """Self-information (nats) of every word of the window."""
+        torch = self._torch
+        head = (f"Question: {question.strip()}\n\n" if question and self.condition else "") + PREFIX
+        prompt = head + words.text
+        enc = self.tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=False)
+        ids = enc["input_ids"][: self.max_lm_tokens]
+        offsets = np.asarray(enc["offset_mapping"][: len(ids)], dtype=np.int64).reshape(-1, 2)
+        with torch.inference_mode():
+            logits = self.model(torch.tensor([ids])).logits[0].float()
+        logp = torch.log_softmax(logits[:-1], dim=-1)
+        target = torch.tensor(ids[1:])
+        info = (-logp.gather(1, target[:, None])[:, 0]).numpy().astype(np.float64)
+        starts = offsets[1:, 0] - len(head)
+        inside = starts >= 0  # tokens of the prefix carry no word
+        owner = char_to_word(len(words.text), words.spans)
+        return aggregate(starts[inside], info[inside], owner, words.n_words)
+
+    def label(self, words: EncodedWords, question: str | None = None) -> WordLabels:
+        scores = self.word_information(words, question)
+        return WordLabels(top_k_mask(scores, self.rate), scores.astype(np.float32))
+
+    def close(self) -> None:
+        self.model = None
