@@ -106,7 +106,7 @@ class PromptCompressorRunnable(RunnableSerializable[PromptInput, PromptInput]):
     # ------------------------------------------------------------------ work
     def _transform_prompt(self, value: PromptInput) -> PromptInput:
         if isinstance(value, ChatPromptValue):
-            return ChatPromptValue(messages=self._messages(value.messages))
+            return ChatPromptValue(messages=self._messages(list(value.messages)))
         if isinstance(value, StringPromptValue):
             return StringPromptValue(text=self._texts([value.text])[0])
         if isinstance(value, str):
