@@ -47,6 +47,6 @@ def configure(level: str = "info") -> None:
         logger.propagate = False
 
 
-def event(name: str, level: int = logging.INFO, **fields: Any) -> None:
+def event(name: str, level: int = logging.INFO, /, **fields: Any) -> None:
     if log.isEnabledFor(level):
         log.log(level, name, extra={"fields": fields})

@@ -77,6 +77,8 @@ def test_serve_command_runs_the_proxy(upstream, tmp_path):
                 pass
             time.sleep(0.3)
         assert process.poll() is None, (tmp_path / "serve.log").read_text()
+        health = httpx.get(url + "/healthz").json()
+        assert health["status"] == "ok" and health["compressor_error"] is None, health
 
         class _Server(ServerThread):  # only its url is used by openai_client
             def __init__(self) -> None:
