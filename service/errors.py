@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from .openai_models import ErrorBody
+
 log = logging.getLogger("promptpress.service")
 
 _TYPES = {
@@ -63,6 +65,11 @@ class APIError(Exception):
 
 def error_body(message: str, type: str, *, code: str | None = None, param: str | None = None) -> dict:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def error_responses(*statuses: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting error statuses with OpenAI's error body."""
+    return {status: {"model": ErrorBody, "description": text} for status, text in statuses}
 
 
 class BodyTooLarge(HTTPException):

@@ -9,23 +9,20 @@ from fastapi.responses import Response
 
 from promptpress.compressor import OptionsError
 
-from .errors import APIError
+from .errors import APIError, error_responses
 from .logs import event
-from .openai_models import CompressRequest, CompressResponse, ErrorBody, HealthResponse
+from .openai_models import CompressRequest, CompressResponse, HealthResponse
 from .runner import CompressionTimeout
 from .state import get_state, request_id, require_key
 
 router = APIRouter()
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in (
-        (400, "Invalid request"),
-        (401, "Missing or invalid API key"),
-        (413, "Body too large"),
-        (503, "Compressor unavailable or timed out"),
-    )
-}
+_ERRORS = error_responses(
+    (400, "Invalid request"),
+    (401, "Missing or invalid API key"),
+    (413, "Body too large"),
+    (503, "Compressor unavailable or timed out"),
+)
 
 
 @router.get("/healthz", response_model=HealthResponse, tags=["ops"])

@@ -17,26 +17,23 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from .compression import Report
-from .errors import APIError
-from .openai_models import ChatCompletionRequest, CompletionRequest, ErrorBody
-from .policy import apply_chat, apply_prompt, chat_slots, prompt_slots, resolve_policy
+from .errors import APIError, error_responses
+from .openai_models import ChatCompletionRequest, CompletionRequest
+from .policy import Policy, Slot, apply_chat, apply_prompt, chat_slots, prompt_slots, resolve_policy
 from .proxy import Upstream, json_response, stream_response
 from .state import ServiceState, get_state, request_id, require_key
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["openai"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in (
-        (400, "Invalid request (or the upstream's 4xx, passed through)"),
-        (401, "Missing or invalid API key"),
-        (404, "Unknown model"),
-        (413, "Body too large"),
-        (502, "Upstream unreachable or its answer cut"),
-        (503, "No upstream configured, or compression failed while failing closed"),
-        (504, "Upstream timeout"),
-    )
-}
+_ERRORS = error_responses(
+    (400, "Invalid request (or the upstream's 4xx, passed through)"),
+    (401, "Missing or invalid API key"),
+    (404, "Unknown model"),
+    (413, "Body too large"),
+    (502, "Upstream unreachable or its answer cut"),
+    (503, "No upstream configured, or compression failed while failing closed"),
+    (504, "Upstream timeout"),
+)
 _DISCONNECTED = 499  # nginx's "client closed request": logged, never seen by anyone
 
 
@@ -119,40 +116,46 @@ async def _forward(
     return await _until_disconnect(request, complete)
 
 
-@router.post("/v1/chat/completions", responses=_ERRORS, response_model=None)
-async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-    """OpenAI chat completions: the selected messages are compressed, then forwarded."""
+async def _compress_and_forward(
+    request: Request,
+    body: ChatCompletionRequest | CompletionRequest,
+    path: str,
+    find: Callable[[dict[str, Any], Policy], list[Slot]],
+    apply: Callable[[dict[str, Any], list[Slot], list[str]], None],
+) -> Response:
     state = get_state(request)
     _upstream(state)
     _check_model(state, body.model)
     policy = resolve_policy(state.policy, request.headers, body.promptpress)
-    raw: dict[str, Any] = await request.json()
+    raw: dict[str, Any] = await request.json()  # the client's own JSON (parsed once, by FastAPI)
     changed = "promptpress" in raw
     raw.pop("promptpress", None)
-    slots = chat_slots(raw["messages"], policy) if policy.enabled else []
+    slots = find(raw, policy) if policy.enabled else []
     texts, report = await state.request_compressor().compress(slots, policy, request_id(request))
     if texts is not None:
-        apply_chat(raw["messages"], slots, texts)
+        apply(raw, slots, texts)
         changed = True
-    return await _forward(request, state, "chat/completions", raw, changed, body.stream is True, report)
+    return await _forward(request, state, path, raw, changed, body.stream is True, report)
+
+
+@router.post("/v1/chat/completions", responses=_ERRORS, response_model=None)
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+    """OpenAI chat completions: the selected messages are compressed, then forwarded."""
+    return await _compress_and_forward(
+        request,
+        body,
+        "chat/completions",
+        lambda raw, policy: chat_slots(raw["messages"], policy),
+        lambda raw, slots, texts: apply_chat(raw["messages"], slots, texts),
+    )
 
 
 @router.post("/v1/completions", responses=_ERRORS, response_model=None)
 async def completions(body: CompletionRequest, request: Request) -> Response:
     """OpenAI (legacy) completions: a text prompt is compressed, token-id prompts are forwarded as is."""
-    state = get_state(request)
-    _upstream(state)
-    _check_model(state, body.model)
-    policy = resolve_policy(state.policy, request.headers, body.promptpress)
-    raw: dict[str, Any] = await request.json()
-    changed = "promptpress" in raw
-    raw.pop("promptpress", None)
-    slots = prompt_slots(raw["prompt"], policy) if policy.enabled else []
-    texts, report = await state.request_compressor().compress(slots, policy, request_id(request))
-    if texts is not None:
-        apply_prompt(raw, slots, texts)
-        changed = True
-    return await _forward(request, state, "completions", raw, changed, body.stream is True, report)
+    return await _compress_and_forward(
+        request, body, "completions", lambda raw, policy: prompt_slots(raw["prompt"], policy), apply_prompt
+    )
 
 
 @router.get("/v1/models", responses=_ERRORS, response_model=None)
