@@ -41,7 +41,8 @@ def _open_cache(url: str) -> Any:
 def _load_compressor(settings: Settings, cache: Any) -> Any:
     from promptpress.compressor import load_compressor  # type: ignore[attr-defined]
 
-    return load_compressor(settings.model, backend=settings.compressor_backend, cache=cache)
+    extra = {"threads": settings.compressor_threads} if settings.compressor_threads else {}
+    return load_compressor(settings.model, backend=settings.compressor_backend, cache=cache, **extra)
 
 
 def _upstream(settings: Settings) -> Upstream | None:

@@ -39,6 +39,10 @@ _RESPONSE_DROP = _HOP | {"server", "date"}
 _REQUEST_DROP = _HOP | {"cookie", "authorization"}
 
 
+# below the common 5 s server-side keep-alive timeout (uvicorn, nginx...): reuse never races a close
+_KEEPALIVE_EXPIRY = 4.0
+
+
 class Upstream:
     """An OpenAI-compatible upstream at `base_url` (which ends in ``/v1`` or equivalent)."""
 
@@ -69,7 +73,11 @@ class Upstream:
             httpx.AsyncClient(
                 base_url=self.base_url + "/",
                 timeout=timeout,
-                limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
+                limits=httpx.Limits(
+                    max_connections=per_pool,
+                    max_keepalive_connections=per_pool,
+                    keepalive_expiry=_KEEPALIVE_EXPIRY,
+                ),
                 follow_redirects=False,
                 trust_env=False,
             )
@@ -107,7 +115,13 @@ class Upstream:
         client = next(self._turn)
         request = client.build_request(method, path.lstrip("/"), content=content, headers=headers)
         try:
-            return await client.send(request, stream=stream)
+            try:
+                return await client.send(request, stream=stream)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                # A pooled keep-alive connection the upstream had just closed: the request got no
+                # answer at all. Send it once more on a fresh connection (as OpenAI's clients do).
+                metrics.upstream_errors.labels("retried").inc()
+                return await client.send(request, stream=stream)
         except httpx.TimeoutException as exc:
             metrics.upstream_errors.labels("timeout").inc()
             raise APIError(

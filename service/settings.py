@@ -133,7 +133,12 @@ class Settings(BaseSettings):
         description="Compressor model spec (path, `package:NAME` or hub id). Unset: the packaged "
         "MiniLM token classifier (offline, CPU).",
     )
-    compressor_backend: str = Field("torch", description="Compressor runtime (`torch`, `onnx`, ...).")
+    compressor_backend: str = Field(
+        "torch", description="Compressor inference path: `torch`, `int8`, `onnx` or `onnx-int8`."
+    )
+    compressor_threads: int | None = Field(
+        None, ge=1, description="CPU threads of the compressor's model. Unset: the runtime's default."
+    )
     cache_url: str | None = Field(
         None,
         description="Segment cache URL (e.g. `redis://127.0.0.1:6379/0`, `memory://`). Unset: no cache.",
