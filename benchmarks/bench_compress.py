@@ -59,7 +59,9 @@ def interleaved(paths: dict[str, object], repeats: int) -> tuple[dict[str, float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tokens", type=int, default=9000)
     parser.add_argument("--rate", type=float, default=0.33)
     parser.add_argument("--repeats", type=int, default=3)
@@ -83,8 +85,10 @@ def main() -> None:
     base.model.save_pretrained(checkpoint)
     base.tokenizer.save_pretrained(checkpoint)
     loaded = load_token_classifier(checkpoint)
-    print(f"text: {n_tokens} tiktoken tokens, {len(text.split())} words; rate {args.rate}; "
-          f"torch threads {torch.get_num_threads()}; checkpoint: packaged MiniLM-L6 (seeded head)")
+    print(
+        f"text: {n_tokens} tiktoken tokens, {len(text.split())} words; rate {args.rate}; "
+        f"torch threads {torch.get_num_threads()}; checkpoint: packaged MiniLM-L6 (seeded head)"
+    )
 
     fp32 = TokenClassifierCompressor(loaded)
     ctx = fp32._prepare([text], fp32.default_options)
@@ -107,18 +111,26 @@ def main() -> None:
     for backend in compressors:
         print(f"  promptpress {backend:9s} -> {outputs[f'promptpress {backend}'].compressed_tokens} tokens")  # type: ignore[union-attr]
     print(f"  llmlingua 0.2.2       -> {outputs['llmlingua 0.2.2']['compressed_tokens']} tokens")  # type: ignore[index]
-    print(f"  windows: promptpress {len(windows)} (stable, {np.mean([len(w) for w in windows]):.0f} tokens avg)")
+    print(
+        f"  windows: promptpress {len(windows)} (stable, {np.mean([len(w) for w in windows]):.0f} tokens avg)"
+    )
 
     print()
     print("| path | median s | tokens/s | vs llmlingua |")
     print("|---|---:|---:|---:|")
     for name, seconds in results.items():
-        print(f"| {name} | {seconds:.3f} | {n_tokens / seconds:,.0f} | {results['llmlingua 0.2.2'] / seconds:.2f}x |")
+        print(
+            f"| {name} | {seconds:.3f} | {n_tokens / seconds:,.0f} | {results['llmlingua 0.2.2'] / seconds:.2f}x |"
+        )
     raw = results["raw forward (fp32)"]
     print()
-    print(f"promptpress fp32 overhead over the raw forward: {results['promptpress torch'] / raw - 1:+.1%} (target <= +10%)")
+    print(
+        f"promptpress fp32 overhead over the raw forward: {results['promptpress torch'] / raw - 1:+.1%} (target <= +10%)"
+    )
     fastest = min((k for k in results if k.startswith("promptpress")), key=results.__getitem__)
-    print(f"fastest path: {fastest}, {results['llmlingua 0.2.2'] / results[fastest]:.2f}x llmlingua's throughput (target >= 2x)")
+    print(
+        f"fastest path: {fastest}, {results['llmlingua 0.2.2'] / results[fastest]:.2f}x llmlingua's throughput (target >= 2x)"
+    )
     for backend in ("int8", "onnx", "onnx-int8"):
         agree = float((words[backend] == words["torch"]).mean())
         print(f"word decisions equal to fp32: {backend:9s} {agree:.2%} (target >= 98% for the fastest path)")

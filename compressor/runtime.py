@@ -117,7 +117,13 @@ def export_onnx(loaded: LoadedModel, *, quantize: bool) -> Path:
 
         tmp = int8.with_suffix(f".{os.getpid()}.tmp.onnx")
         # per-channel weight scales and MatMul only (embeddings stay fp32): measured closer to fp32
-        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"])
+        quantize_dynamic(
+            str(fp32),
+            str(tmp),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
+        )
         os.replace(tmp, int8)
     return int8
 

@@ -232,7 +232,7 @@ class TokenClassifierCompressor:
                     keep_spans=ctx.keep_spans,
                     token_to_word=opts.token_to_word,
                     force_reserve_digit=opts.force_reserve_digit,
-                    count=self._count_many if opts.budget == "global" else self._count_normalized,
+                    count=self._count_spans if opts.budget == "global" else self._count_normalized,
                 )
             )
         return units
@@ -322,20 +322,30 @@ class TokenClassifierCompressor:
     def _count(self, text: str) -> int:
         return len(self.encoding.encode_ordinary(text)) if text else 0
 
-    def _count_many(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros(0, dtype=np.int64)
-        return np.fromiter(
-            (len(t) for t in self.encoding.encode_ordinary_batch(texts)), dtype=np.int64, count=len(texts)
-        )
+    def _count_spans(self, text: str, spans: np.ndarray) -> np.ndarray:
+        """Tokens of each unit, from one tiktoken pass over the whole text: a token belongs to the
+        unit holding its last character (" word" tokens carry the space before the word)."""
+        counts = np.zeros(len(spans), dtype=np.int64)
+        if not len(spans) or not text:
+            return counts
+        tokens = self.encoding.encode_ordinary(text)
+        _, starts = self.encoding.decode_with_offsets(tokens)
+        last_char = np.append(np.asarray(starts[1:], dtype=np.int64), len(text)) - 1
+        unit = np.searchsorted(spans[:, 0], last_char, side="right") - 1
+        inside = (unit >= 0) & (last_char < spans[np.maximum(unit, 0), 1])
+        np.add.at(counts, unit[inside], 1)
+        return np.maximum(counts, 1)  # a unit sharing its token with a neighbour still costs one
 
-    def _count_normalized(self, texts: list[str]) -> np.ndarray:
-        """Counts of the words as the encoder's normaliser sees them (lower-cased, accents stripped
-        for uncased models): llmlingua counts its word pieces, so per-window thresholds match it."""
+    def _count_normalized(self, text: str, spans: np.ndarray) -> np.ndarray:
+        """Counts of each word as the encoder's normaliser sees it (lower-cased, accents stripped
+        for uncased models), one word at a time: llmlingua counts its word pieces this way, so the
+        per-window thresholds match it."""
         normalizer = self._tokenizer.normalizer
-        if normalizer is None:
-            return self._count_many(texts)
-        return self._count_many([normalizer.normalize_str(t) for t in texts])
+        encode = self.encoding.encode_ordinary
+        words = [text[s:e] for s, e in spans.tolist()]
+        if normalizer is not None:
+            words = [normalizer.normalize_str(w) for w in words]
+        return np.fromiter((len(encode(w)) for w in words), dtype=np.int64, count=len(words))
 
 
 def _keyspace(model_fingerprint: str, backend: str) -> Any:

@@ -139,7 +139,7 @@ def build_units(
     keep_spans: list[tuple[int, int]],
     token_to_word: str,
     force_reserve_digit: bool,
-    count: Callable[[list[str]], np.ndarray],
+    count: Callable[[str, np.ndarray], np.ndarray],
 ) -> Units:
     """Group tokens into units and attach probabilities, forcing and token counts.
 
@@ -196,9 +196,8 @@ def build_units(
             window[order],
         )
 
-    texts = [text[s:e] for s, e in spans.tolist()]
-    if force_reserve_digit and texts:
-        forced = forced | digit_mask(texts)
+    if force_reserve_digit and n:
+        forced = forced | digit_mask([text[s:e] for s, e in spans.tolist()])
     return Units(
         text=text,
         spans=spans,
@@ -206,5 +205,5 @@ def build_units(
         forced=forced,
         force_id=force_id,
         window=window,
-        counts=count(texts),
+        counts=count(text, spans),
     )
