@@ -19,26 +19,23 @@ from typing import Any
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, BaseDocumentTransformer, Document
 from langchain_core.embeddings import Embeddings
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field
 
 from promptpress.compressor import CompressionResult, CompressOptions, Compressor, count_tokens
 
 from .relevance import arelevance_scores, relevance_scores, split_budget
-from .shared import build_options, check_compressor_args, resolve_compressor
+from .shared import CompressorFields
 
 __all__ = ["PromptpressDocumentCompressor"]
 
 Scores = list[float] | None
 
 
-class PromptpressDocumentCompressor(BaseDocumentCompressor, BaseDocumentTransformer):
+class PromptpressDocumentCompressor(CompressorFields, BaseDocumentCompressor, BaseDocumentTransformer):
     """Compress each document's ``page_content``; keep order, metadata and ids; add the figures.
 
-    compressor: a promptpress `Compressor` (e.g. the service's); default: the shared
-        `load_compressor(cache=cache)`, loaded on first use.
-    cache: segment cache object or spec (``"redis://host:6379/0"``) for the default compressor.
-    rate / target_tokens / options: the budget of the whole document list (as in `CompressOptions`;
-        `rate` and `target_tokens` override the fields of `options`).
+    compressor / cache / rate / target_tokens / options: see `CompressorFields`; the budget is the
+        whole document list's.
     query_aware: use the query when one is given (relevance-weighted budget, `min_relevance`).
     relevance: LangChain `Embeddings` scoring query/document relevance; default `LocalEmbeddings()`
         (the packaged all-MiniLM-L6-v2), loaded only when a query is used.
@@ -47,25 +44,12 @@ class PromptpressDocumentCompressor(BaseDocumentCompressor, BaseDocumentTransfor
     stats_key: metadata key of the figures (None: add none).
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    compressor: Any = None
-    cache: Any = None
-    rate: float | None = None
-    target_tokens: int | None = None
-    options: CompressOptions | None = None
     query_aware: bool = True
     relevance: Embeddings | None = None
     min_relevance: float | None = Field(default=None, ge=-1.0, le=1.0)
     temperature: float = Field(default=0.1, gt=0.0)
     min_rate: float = Field(default=0.1, gt=0.0, le=1.0)
     stats_key: str | None = "promptpress"
-
-    @model_validator(mode="after")
-    def _check(self) -> PromptpressDocumentCompressor:
-        build_options(self.options, self.rate, self.target_tokens)
-        check_compressor_args(self.compressor, self.cache)
-        return self
 
     # ------------------------------------------------------------------ LangChain entry points
     def compress_documents(
@@ -121,8 +105,8 @@ class PromptpressDocumentCompressor(BaseDocumentCompressor, BaseDocumentTransfor
         ]
         results: dict[int, tuple[str, int, int] | None] = {}  # index -> (text, original, compressed)
         if active:
-            compressor = resolve_compressor(self.compressor, self.cache)
-            options = build_options(self.options, self.rate, self.target_tokens)
+            compressor = self._engine()
+            options = self._options()
             texts = [docs[i].page_content for i in active]
             if scores is not None and len(active) > 1:
                 per_doc = self._split(compressor, options, texts, [scores[i] for i in active])

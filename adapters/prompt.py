@@ -32,12 +32,12 @@ from langchain_core.callbacks import dispatch_custom_event
 from langchain_core.messages import BaseMessage, HumanMessage, convert_to_messages
 from langchain_core.prompt_values import ChatPromptValue, PromptValue, StringPromptValue
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from promptpress.compressor import CompressOptions, count_tokens
+from promptpress.compressor import count_tokens
 
 from .messages import find_pieces, normalize_roles, rebuild, segments_to_compress
-from .shared import build_options, check_compressor_args, resolve_compressor
+from .shared import CompressorFields
 
 __all__ = ["EVENT", "PromptCompressorRunnable", "PromptInput"]
 
@@ -48,11 +48,11 @@ EVENT = "promptpress_compression"
 PromptInput = Union[PromptValue, Sequence[Any], str, dict]  # noqa: UP007 (pydantic/LangChain generics)
 
 
-class PromptCompressorRunnable(RunnableSerializable[PromptInput, PromptInput]):
+class PromptCompressorRunnable(CompressorFields, RunnableSerializable[PromptInput, PromptInput]):
     """Compress the selected texts of a prompt with the promptpress compressor.
 
-    compressor / cache: as for `PromptpressDocumentCompressor` (default: the shared compressor).
-    rate / target_tokens / options: budget of the selected texts of one input (`CompressOptions`).
+    compressor / cache / rate / target_tokens / options: see `CompressorFields`; the budget is that
+        of the selected texts of one input.
     roles: message roles compressed whole (default human messages; ``user``/``assistant`` accepted).
         Tool and function messages can never be selected; system prompts only if listed here.
     markers: (open, close) tags marking spans to compress in any non-tool message; None disables.
@@ -60,13 +60,6 @@ class PromptCompressorRunnable(RunnableSerializable[PromptInput, PromptInput]):
     variables: with a dict input (prompt variables), the keys whose string values are compressed.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    compressor: Any = None
-    cache: Any = None
-    rate: float | None = None
-    target_tokens: int | None = None
-    options: CompressOptions | None = None
     roles: tuple[str, ...] = ("human",)
     markers: tuple[str, str] | None = ("<compress>", "</compress>")
     min_tokens: int = Field(default=200, ge=0)
@@ -80,8 +73,6 @@ class PromptCompressorRunnable(RunnableSerializable[PromptInput, PromptInput]):
     @model_validator(mode="after")
     def _check(self) -> PromptCompressorRunnable:
         normalize_roles(self.roles)
-        build_options(self.options, self.rate, self.target_tokens)
-        check_compressor_args(self.compressor, self.cache)
         if self.markers is not None and (not all(self.markers) or self.markers[0] == self.markers[1]):
             raise ValueError("markers must be two different non-empty strings (open, close) or None")
         return self
@@ -157,8 +148,7 @@ class PromptCompressorRunnable(RunnableSerializable[PromptInput, PromptInput]):
     def _compress(self, texts: list[str]) -> list[str]:
         if not texts:
             return []
-        compressor = resolve_compressor(self.compressor, self.cache)
-        result = compressor.compress(texts, build_options(self.options, self.rate, self.target_tokens))
+        result = self._engine().compress(texts, self._options())
         stats = {
             "texts": len(texts),
             "original_tokens": result.original_tokens,

@@ -11,9 +11,17 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, model_validator
+
 from promptpress.compressor import CompressOptions, Compressor
 
-__all__ = ["build_options", "check_compressor_args", "resolve_compressor", "shared_compressor"]
+__all__ = [
+    "CompressorFields",
+    "build_options",
+    "check_compressor_args",
+    "resolve_compressor",
+    "shared_compressor",
+]
 
 _lock = threading.Lock()
 _shared: dict[tuple[str, Any], tuple[Any, Compressor]] = {}  # key -> (cache kept alive, compressor)
@@ -90,3 +98,34 @@ def build_options(
     if target_tokens is not None:
         overrides["target_tokens"] = target_tokens
     return base.with_overrides(**overrides) if overrides else base.validate()
+
+
+class CompressorFields(BaseModel):
+    """The fields every adapter has: which compressor (and cache) and what budget.
+
+    compressor: a promptpress `Compressor` (e.g. the service's); default: the shared
+        `load_compressor(cache=cache)`, loaded on first use.
+    cache: segment cache object or spec (``"redis://host:6379/0"``) for the default compressor.
+    rate / target_tokens / options: the budget (as in `CompressOptions`; `rate` and `target_tokens`
+        override the fields of `options`).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    compressor: Any = None
+    cache: Any = None
+    rate: float | None = None
+    target_tokens: int | None = None
+    options: CompressOptions | None = None
+
+    @model_validator(mode="after")
+    def _check_compressor_fields(self) -> CompressorFields:
+        build_options(self.options, self.rate, self.target_tokens)
+        check_compressor_args(self.compressor, self.cache)
+        return self
+
+    def _engine(self) -> Compressor:
+        return resolve_compressor(self.compressor, self.cache)
+
+    def _options(self) -> CompressOptions:
+        return build_options(self.options, self.rate, self.target_tokens)
