@@ -1,0 +1,101 @@
+"""`promptpress compress` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from promptpress.service.cli import main
+
+
+def test_compress_file_prints_text_and_stats(tiny_checkpoint, multi_news, tmp_path, capsys):
+    path = tmp_path / "doc.txt"
+    path.write_text(multi_news[0], encoding="utf-8")
+    assert main(["compress", str(path), "--rate", "0.3", "--model", str(tiny_checkpoint)]) == 0
+    out, err = capsys.readouterr()
+    assert 0 < len(out) < len(multi_news[0]) * 0.6
+    assert "tokens (rate 0.3" in err and "untrained" not in err
+
+
+def test_json_output_and_target_tokens(tiny_checkpoint, multi_news, tmp_path, capsys):
+    path = tmp_path / "doc.txt"
+    path.write_text(multi_news[1], encoding="utf-8")
+    assert (
+        main(
+            [
+                "compress",
+                str(path),
+                "--target-tokens",
+                "200",
+                "--json",
+                "--words",
+                "--model",
+                str(tiny_checkpoint),
+            ]
+        )
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert abs(data["compressed_tokens"] - 200) <= 10
+    assert data["words"] and {"text", "probability", "keep"} <= set(data["words"][0])
+
+
+def test_stdin_and_force_tokens(tiny_checkpoint):
+    text = "Line one has words.\nLine two has more words.\nLine three ends here.\n"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "promptpress.service.cli",
+            "compress",
+            "-",
+            "--rate",
+            "0.3",
+            "--force",
+            "\\n",
+            "--model",
+            str(tiny_checkpoint),
+        ],
+        input=text,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("\n") == 4  # three forced newlines + the final one
+
+
+def test_default_model_warns_that_its_head_is_untrained(tmp_path):
+    path = tmp_path / "doc.txt"
+    path.write_text("A short document about compression. It has two sentences.", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "promptpress.service.cli", "compress", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "untrained" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["compress", "/no/such/file.txt"], None, "no such file"),
+        (["compress", "-"], "   \n", "input is empty"),
+        (["compress", "-"], b"\xff\xfe bad", "not valid UTF-8"),
+        (["compress", "-", "--rate", "0"], "text", "rate must be in (0, 1]"),
+        (["compress", "-", "--rate", "1.5"], "text", "rate must be in (0, 1]"),
+        (["compress", "-", "--model", "package:unknown"], "some text", "unknown packaged model"),
+        (["compress", "-", "--model", "./missing-dir"], "some text", "does not exist"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(args, stdin, message):
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    proc = subprocess.run(
+        [sys.executable, "-m", "promptpress.service.cli", *args], input=data, capture_output=True
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr.decode()
+    assert b"Traceback" not in proc.stderr
