@@ -10,7 +10,8 @@ The requested ``model`` picks the behaviour:
 - ``drip-<seconds>``: streams one chunk every <seconds> for a long time (for client disconnects).
 
 Streaming (``"stream": true``) sends ``max_tokens`` chunks (default 5) then ``data: [DONE]``.
-``app.state.events`` records what happened (``request``, ``stream_done``, ``stream_cancelled``).
+``app.state.events`` records what happened (``request``, ``stream_done``, ``stream_cancelled``,
+``request_cancelled`` when a slow request's client went away).
 """
 
 from __future__ import annotations
@@ -84,7 +85,12 @@ async def _complete(request: Request, kind: str) -> Response:
         error = {"message": "slow down", "type": "rate_limit_error", "param": None, "code": "rate_limit"}
         return JSONResponse({"error": error}, 429)
     if (seconds := _param(model, "slow-")) is not None:
-        await asyncio.sleep(seconds)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            if await request.is_disconnected():  # the proxy gave up on us
+                request.app.state.events.append(("request_cancelled", model))
+                return Response(status_code=499)
     count = body.get("max_tokens") or 5
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         error = {"message": "max_tokens must be a positive integer", "type": "invalid_request_error"}

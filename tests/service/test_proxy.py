@@ -146,6 +146,16 @@ def test_client_disconnect_cancels_the_upstream_stream(proxy, upstream_events):
     assert ("stream_cancelled", "drip-0.05") in upstream_events
 
 
+def test_client_disconnect_cancels_a_pending_upstream_request(proxy, upstream_events):
+    body = {"model": "slow-5", "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(proxy.url + "/v1/chat/completions", json=body, timeout=0.5)
+    deadline = time.monotonic() + 4
+    while ("request_cancelled", "slow-5") not in upstream_events and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ("request_cancelled", "slow-5") in upstream_events
+
+
 def test_upstream_500_becomes_openai_error(client):
     with pytest.raises(openai.InternalServerError) as info:
         client.chat.completions.create(model="error-500", messages=[{"role": "user", "content": "hi"}])
