@@ -5,6 +5,7 @@
     promptpress train fit      --labels runs/c/labels.jsonl --out runs/c/model
     promptpress train evaluate --labels runs/c/labels.jsonl --model runs/c/model/final
     promptpress train export   --model runs/c/model --out compressor/models/NAME
+    promptpress train all      --workdir runs/c [--export compressor/models/NAME]   (all of the above)
 
 Each step reads the previous step's file, so a step can be rerun alone; `label` and `fit` resume.
 """
@@ -33,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _fit(steps)
     _evaluate(steps)
     _export(steps)
+    _all(steps)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -192,6 +194,9 @@ def _fit(steps: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--variation-quantile", type=float, default=0.95, help="LLM labels: VR filter quantile")
     p.add_argument("--max-gap", type=float, default=0.1, help="LLM labels: alignment gap filter")
+    p.add_argument(
+        "--max-keep", type=float, default=0.9, help="LLM labels: drop windows the teacher barely cut"
+    )
     _common(p)
     p.set_defaults(handler=run_fit)
 
@@ -205,6 +210,7 @@ def run_fit(args: argparse.Namespace) -> int:
         _existing(args.labels, "labels file"),
         variation_quantile=args.variation_quantile,
         max_gap=args.max_gap,
+        max_keep=args.max_keep,
     )
     config = FitConfig(
         out_dir=args.out,
@@ -279,4 +285,97 @@ def run_export(args: argparse.Namespace) -> int:
 
     out = export(_existing(args.model, "run folder"), args.out)
     print(json.dumps({"out": str(out), "files": sorted(p.name for p in out.iterdir())}, indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- all
+def _all(steps: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = steps.add_parser("all", help="corpus, label, fit, evaluate (and export) in one go, resumable")
+    p.add_argument(
+        "--workdir", required=True, help="folder for corpus.jsonl, labels.jsonl, model/, eval.json"
+    )
+    p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--encoder", default=DEFAULT_ENCODER)
+    p.add_argument("--train-windows", type=int, default=None)
+    p.add_argument("--heldout-windows", type=int, default=None)
+    p.add_argument("--rate", type=float, default=0.5, help="surprisal teacher: share of words labelled keep")
+    p.add_argument("--question", action="store_true", help="condition the teacher on QMSum queries")
+    p.add_argument("--method", choices=["lora", "full"], default="lora")
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--export", default=None, help="write the shippable weights here at the end")
+    _common(p)
+    p.set_defaults(handler=run_all)
+
+
+def run_all(args: argparse.Namespace) -> int:
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    common = {
+        "threads": args.threads,
+        "seed": args.seed,
+        "log": args.log or str(work / "train.log"),
+        "no_progress": args.no_progress,
+    }
+    corpus, labels, model = work / "corpus.jsonl", work / "labels.jsonl", work / "model"
+    if not corpus.exists():
+        run_corpus(
+            argparse.Namespace(
+                data=args.data, out=str(corpus), encoder=args.encoder, max_tokens=400, held_out=0.1
+            )
+        )
+    run_label(
+        argparse.Namespace(
+            corpus=str(corpus),
+            out=str(labels),
+            teacher="surprisal",
+            encoder=args.encoder,
+            train_windows=args.train_windows,
+            heldout_windows=args.heldout_windows,
+            rate=args.rate,
+            lm=None,
+            question=args.question,
+            teacher_url=None,
+            teacher_model=None,
+            api_key_env="OPENAI_API_KEY",
+            local_backend=False,
+            **common,
+        )
+    )
+    run_fit(
+        argparse.Namespace(
+            labels=str(labels),
+            out=str(model),
+            encoder=args.encoder,
+            method=args.method,
+            lora_r=args.lora_r,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            eval_every=max(1, args.steps // 4),
+            save_every=25,
+            resume=True,
+            variation_quantile=0.95,
+            max_gap=0.1,
+            max_keep=0.9,
+            **common,
+        )
+    )
+    run_evaluate(
+        argparse.Namespace(
+            labels=str(labels),
+            model=str(model),
+            rates="0.5,0.33,0.2",
+            json=str(work / "eval.json"),
+            qa_url=None,
+            qa_model=None,
+            qa_limit=20,
+            data=args.data,
+            **common,
+        )
+    )
+    if args.export:
+        run_export(argparse.Namespace(model=str(model), out=args.export))
     return 0

@@ -122,13 +122,19 @@ def _backward(candidates: list[int], used: np.ndarray, lo: int, hi: int) -> int 
 
 
 def quality_filter(
-    qualities: Sequence[dict[str, float]], variation_quantile: float = 0.95, max_gap: float = 0.1
+    qualities: Sequence[dict[str, float]],
+    variation_quantile: float = 0.95,
+    max_gap: float = 0.1,
+    max_keep: float = 0.9,
 ) -> np.ndarray:
     """Which windows to keep: drop those above the `variation_quantile` of variation rate (the
-    paper drops the top 5%) and those whose alignment gap exceeds `max_gap`."""
+    paper drops the top 5%), those whose alignment gap exceeds `max_gap`, and those where the
+    teacher kept more than `max_keep` of the words (it copied the text instead of compressing it,
+    which small local LLMs often do)."""
     if not qualities:
         return np.zeros(0, dtype=bool)
     vr = np.array([q["variation_rate"] for q in qualities])
     ag = np.array([q["alignment_gap"] for q in qualities])
+    mr = np.array([q.get("matching_rate", 0.0) for q in qualities])
     limit = np.quantile(vr, variation_quantile) if variation_quantile < 1 else np.inf
-    return (vr <= limit) & (ag <= max_gap)
+    return (vr <= limit) & (ag <= max_gap) & (mr <= max_keep)

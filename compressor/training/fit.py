@@ -283,7 +283,15 @@ def fit(
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         log_file.write(
-            json.dumps({"step": step, "loss": round(loss.item(), 5), "lr": scheduler.get_last_lr()[0]}) + "\n"
+            json.dumps(
+                {
+                    "step": step,
+                    "loss": round(loss.item(), 5),
+                    "lr": scheduler.get_last_lr()[0],
+                    "elapsed": round(time.perf_counter() - started, 2),
+                }
+            )
+            + "\n"
         )
         if step % config.eval_every == 0 or step == config.steps:
             metrics = heldout_metrics(model, held_ex, pad_id, weights)
@@ -294,6 +302,8 @@ def fit(
         log_file.flush()
     bar.close()
     log_file.close()
+    if not metrics:  # resumed a finished run: nothing trained, measure it again
+        metrics = heldout_metrics(model, held_ex, pad_id, weights)
     elapsed = time.perf_counter() - started
     result = {
         "steps": step,

@@ -89,13 +89,15 @@ def label_windows(
 
 
 def read_labelled(
-    path: str | Path, *, variation_quantile: float = 0.95, max_gap: float = 0.1
+    path: str | Path, *, variation_quantile: float = 0.95, max_gap: float = 0.1, max_keep: float = 0.9
 ) -> list[LabelledWindow]:
     """Labelled windows; windows with alignment quality figures (LLM teacher) are filtered."""
     records = [LabelledWindow.from_json(r) for r in read_jsonl(path)]
     with_quality = [i for i, r in enumerate(records) if "variation_rate" in r.quality]
     if with_quality:
-        keep = quality_filter([records[i].quality for i in with_quality], variation_quantile, max_gap)
+        keep = quality_filter(
+            [records[i].quality for i in with_quality], variation_quantile, max_gap, max_keep
+        )
         dropped = {i for i, k in zip(with_quality, keep) if not k}
         records = [r for i, r in enumerate(records) if i not in dropped]
     return records

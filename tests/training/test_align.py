@@ -85,6 +85,11 @@ def test_normalize_stems_lowercases_and_keeps_punctuation():
     assert normalize("3.5") == "3.5"
 
 
+def test_quality_filter_drops_windows_the_teacher_did_not_compress():
+    qualities = [{"variation_rate": 0.0, "alignment_gap": 0.0, "matching_rate": m} for m in (0.4, 0.99)]
+    assert quality_filter(qualities, variation_quantile=1.0).tolist() == [True, False]
+
+
 def test_quality_filter_drops_high_variation_and_large_gaps():
     qualities = [
         {"variation_rate": v, "alignment_gap": g} for v, g in [(0.0, 0.0), (0.1, 0.0), (0.9, 0.0), (0.0, 0.5)]
