@@ -190,12 +190,14 @@ class ConceptEncoder(nn.Module):
             digest.update(tensor.float().numpy().tobytes())
         return digest.hexdigest()[:16]
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+        """Write the small weights (in `dtype`; float16 halves the file) and the config json."""
         if self.bypass:
             raise ValueError("a bypass encoder has no weights to save")
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        save_file(self.trainable_state_dict(), str(path / WEIGHTS_NAME))
+        state = {k: v.to(dtype) for k, v in self.trainable_state_dict().items()}
+        save_file(state, str(path / WEIGHTS_NAME))
         (path / CONFIG_NAME).write_text(self.config.to_json() + "\n")
         return path
 

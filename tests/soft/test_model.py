@@ -64,6 +64,12 @@ def test_only_small_weights_are_saved_and_they_load_back(tmp_path, tokenizer, se
         assert torch.equal(loaded.encode(segments[:4])[0], encoder.encode(segments[:4])[0])
     fresh = ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4))
     assert fresh.fingerprint() != encoder.fingerprint()
+    encoder.save(tmp_path / "half", dtype=torch.float16)
+    half = ConceptEncoder.load(tmp_path / "half", make_tiny_decoder(tokenizer))
+    assert half.proj.weight.dtype == torch.float32
+    assert torch.equal(half.proj.weight, encoder.proj.weight.detach().half().float())
+    size = (tmp_path / "half" / "soft_compressor.safetensors").stat().st_size
+    assert size < 0.6 * (tmp_path / "soft_compressor.safetensors").stat().st_size
 
 
 def test_loading_mismatched_weights_fails_clearly(tmp_path, tokenizer):
