@@ -33,7 +33,6 @@ from .wordsplit import WordSplitter, token_labels
 
 log = logging.getLogger("promptpress.train")
 IGNORE = -100
-LORA_TARGETS = ("query", "key", "value", "dense")
 
 
 @dataclass
@@ -42,6 +41,7 @@ class FitConfig:
     encoder: str = "package:all-minilm-l6-v2"
     method: str = "lora"  # "lora" | "full"
     lora_r: int = 16
+    lora_targets: tuple[str, ...] = ()  # filled in from the encoder: every linear layer but the head
     steps: int = 300
     batch_size: int = 8
     lr: float = 5e-4
@@ -131,18 +131,29 @@ def build_model(config: FitConfig, model: Any = None) -> Any:
     if config.method == "lora":
         from peft import get_peft_model
 
-        model = get_peft_model(model, lora_config(config.lora_r))
+        config.lora_targets = config.lora_targets or linear_layer_names(model)
+        model = get_peft_model(model, lora_config(config.lora_r, config.lora_targets))
     return model
 
 
-def lora_config(r: int) -> Any:
+def linear_layer_names(model: Any) -> tuple[str, ...]:
+    """Names of the encoder's linear layers (BERT: query/key/value/dense; MPNet: q/k/v/o/dense)."""
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and not name.startswith("classifier")
+    }
+    return tuple(sorted(names - {"classifier"}))
+
+
+def lora_config(r: int, targets: Sequence[str]) -> Any:
     from peft import LoraConfig
 
     return LoraConfig(
         r=r,
         lora_alpha=2 * r,
         lora_dropout=0.05,
-        target_modules=list(LORA_TARGETS),
+        target_modules=list(targets),
         modules_to_save=["classifier"],
     )
 

@@ -9,14 +9,13 @@ package, applies the weights, merges them and writes an ordinary checkpoint dire
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from ..assets import AssetError, cache_dir, resolve
+from ..assets import AssetError, _sha256, cache_dir, resolve
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 WEIGHTS = "weights.safetensors"
@@ -27,14 +26,6 @@ FORMAT = "promptpress-lora-v1"
 def available() -> list[str]:
     """Names of the models shipped in `compressor/models/`."""
     return sorted(p.parent.name for p in MODELS_DIR.glob(f"*/{META}"))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
@@ -55,6 +46,7 @@ def export(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> 
         "format": FORMAT,
         "base": config["encoder"],
         "lora_r": config["lora_r"],
+        "lora_targets": list(config["lora_targets"]),
         "sha256": _sha256(out / WEIGHTS),
         "metrics": fit.get("metrics", {}),
     }
@@ -100,7 +92,7 @@ def materialize(name: str) -> Path:
         label2id={"drop": 0, "keep": 1},
         dtype=torch.float32,
     )
-    model = get_peft_model(base, lora_config(int(meta["lora_r"])))
+    model = get_peft_model(base, lora_config(int(meta["lora_r"]), meta["lora_targets"]))
     result = set_peft_model_state_dict(model, load_file(str(weights)))
     if getattr(result, "unexpected_keys", None):
         raise AssetError(f"{weights} does not fit {meta['base']}: unexpected {result.unexpected_keys[:3]}")
