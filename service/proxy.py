@@ -124,20 +124,25 @@ class Upstream:
                 # answer at all. Send it once more on a fresh connection (as OpenAI's clients do).
                 metrics.upstream_errors.labels("retried").inc()
                 return await client.send(request, stream=stream)
-        except httpx.TimeoutException as exc:
-            metrics.upstream_errors.labels("timeout").inc()
-            raise APIError(
-                504, f"the upstream did not answer in time ({type(exc).__name__})", code="upstream_timeout"
-            ) from exc
         except httpx.HTTPError as exc:
-            metrics.upstream_errors.labels("unavailable").inc()
-            raise APIError(
-                502, f"could not reach the upstream: {type(exc).__name__}: {exc}", code="upstream_unavailable"
+            raise transport_error(
+                exc, metrics, "could not reach the upstream", "upstream_unavailable"
             ) from exc
 
     async def aclose(self) -> None:
         for client in self.clients:
             await client.aclose()
+
+
+def transport_error(exc: httpx.HTTPError, metrics: Metrics, what: str, code: str) -> APIError:
+    """504 for an upstream timeout, 502 with `what`/`code` for any other transport failure."""
+    if isinstance(exc, httpx.TimeoutException):
+        metrics.upstream_errors.labels("timeout").inc()
+        return APIError(
+            504, f"the upstream did not answer in time ({type(exc).__name__})", code="upstream_timeout"
+        )
+    metrics.upstream_errors.labels(code.removeprefix("upstream_")).inc()
+    return APIError(502, f"{what}: {type(exc).__name__}: {exc}".rstrip(": "), code=code)
 
 
 def response_headers(upstream: httpx.Response, extra: Mapping[str, str]) -> dict[str, str]:
@@ -168,16 +173,8 @@ async def json_response(
 ) -> Response:
     try:
         content = await upstream.aread()
-    except httpx.TimeoutException as exc:
-        metrics.upstream_errors.labels("timeout").inc()
-        raise APIError(
-            504, "the upstream did not finish its answer in time", code="upstream_timeout"
-        ) from exc
     except httpx.HTTPError as exc:
-        metrics.upstream_errors.labels("cut").inc()
-        raise APIError(
-            502, f"the upstream answer was cut: {type(exc).__name__}", code="upstream_cut"
-        ) from exc
+        raise transport_error(exc, metrics, "the upstream answer was cut", "upstream_cut") from exc
     finally:
         await upstream.aclose()
     if upstream.status_code >= 400:

@@ -136,6 +136,15 @@ def test_stream_cut_midway_raises_in_the_client(client):
     assert received[:2] == ["tok0 ", "tok1 "]
 
 
+def test_stream_stalled_midway_ends_with_an_error_event(make_proxy):
+    client = openai_client(make_proxy(upstream_read_timeout=0.3))
+    stream = client.chat.completions.create(
+        model="drip-1", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    with pytest.raises(openai.APIError, match="stalled"):
+        list(stream)
+
+
 def test_client_disconnect_cancels_the_upstream_stream(proxy, upstream_events):
     body = {"model": "drip-0.05", "messages": [{"role": "user", "content": "hi"}], "stream": True}
     with httpx.stream("POST", proxy.url + "/v1/chat/completions", json=body, timeout=10) as response:
