@@ -113,3 +113,22 @@ def test_healthz_reports_compressor_and_upstream(proxy, upstream, compressor):
         "upstream": upstream.url + "/v1",
         "cache": False,
     }
+
+
+def test_cache_url_opens_the_segment_cache_and_a_bad_one_degrades(compressor):
+    from service_helpers import settings_for
+
+    from promptpress.service.app import create_app
+    from promptpress.service.serving import ServerThread
+
+    with ServerThread(
+        create_app(settings_for(None, cache_url="memory://?max_bytes=1MiB"), compressor=compressor)
+    ) as s:
+        assert httpx.get(s.url + "/healthz").json()["cache"] is True
+        metrics = httpx.get(s.url + "/metrics").text
+        assert _metric(metrics, "promptpress_cache_up") == 1 and "promptpress_cache_misses_total" in metrics
+    with ServerThread(
+        create_app(settings_for(None, cache_url="bogus://nowhere"), compressor=compressor)
+    ) as s:
+        health = httpx.get(s.url + "/healthz").json()
+    assert health["cache"] is False and health["status"] == "ok"
