@@ -137,12 +137,23 @@ async def load(port: int, path: str, concurrency: int, requests: int) -> Run:
     return run
 
 
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its children (uvicorn workers), Linux only."""
+    """User + system CPU time of a process and its live children (uvicorn workers), Linux only."""
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        ticks = sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+        ticks = sum(int(v) for v in _stat(pid)[11:13])
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    fields = _stat(int(entry))
+                except OSError:
+                    continue
+                if int(fields[1]) == pid:
+                    ticks += sum(int(v) for v in fields[11:13])
         return ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return float("nan")
@@ -210,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         p = report("proxy", proxied)
         print(f"added    p50={p[50] - d[50]:+7.2f} ms  p99={p[99] - d[99]:+7.2f} ms  (proxy minus direct)")
         print(
-            f"proxy CPU per request: {proxy_cpu / max(len(proxied.latencies), 1) * 1000:.2f} ms (proxy process only)"
+            f"proxy CPU per request: {proxy_cpu / max(len(proxied.latencies), 1) * 1000:.2f} ms (proxy processes)"
         )
         errors = sum(direct.errors.values()) + sum(proxied.errors.values())
     return 1 if errors else 0
