@@ -108,8 +108,8 @@ def render_markdown(cells: Sequence[Cell], info: dict[str, Any] | None = None, e
     lines = ["# Evaluation report", ""]
     if info:
         last = info["invocations"][-1]
-        if last.get("command"):
-            lines.append(f"- command: `{last['command']}`")
+        commands = list(dict.fromkeys(i["command"] for i in info["invocations"] if i.get("command")))
+        lines += [f"- command: `{command}`" for command in commands]
         lines += [
             f"- reader: `{last['reader']}`; prompt truncation tokenizer: `{last['truncation_tokenizer']}`",
             f"- methods: {', '.join(last['methods'])}; rates: {', '.join(str(r) for r in last['config']['rates'])}",
