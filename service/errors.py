@@ -111,7 +111,7 @@ def validation_message(
 def from_validation(
     exc: ValidationError | RequestValidationError, content_type: str | None = None
 ) -> APIError:
-    message, param = validation_message(list(exc.errors()), content_type)
+    message, param = validation_message([dict(e) for e in exc.errors()], content_type)
     return APIError(400, message, param=param, code="invalid_request")
 
 

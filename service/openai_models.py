@@ -41,12 +41,12 @@ class PromptpressOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    compress: StrictBool | None = Field(None, description="false: forward this request uncompressed.")
-    rate: float | None = Field(None, gt=0, le=1, description="Fraction of tokens kept, in (0, 1].")
-    target_tokens: StrictInt | None = Field(None, ge=1, description="Token budget (overrides rate).")
-    min_tokens: StrictInt | None = Field(None, ge=0, description="Texts shorter than this are kept.")
-    roles: list[StrictStr] | None = Field(None, description="Chat roles whose text is compressed.")
-    force_tokens: list[StrictStr] | None = Field(None, description="Strings always kept.")
+    compress: StrictBool | None = Field(default=None, description="false: forward this request uncompressed.")
+    rate: float | None = Field(default=None, gt=0, le=1, description="Fraction of tokens kept, in (0, 1].")
+    target_tokens: StrictInt | None = Field(default=None, ge=1, description="Token budget (overrides rate).")
+    min_tokens: StrictInt | None = Field(default=None, ge=0, description="Texts shorter than this are kept.")
+    roles: list[StrictStr] | None = Field(default=None, description="Chat roles whose text is compressed.")
+    force_tokens: list[StrictStr] | None = Field(default=None, description="Strings always kept.")
 
 
 class ChatCompletionRequest(_Open):
@@ -91,22 +91,24 @@ class ErrorBody(BaseModel):
 class CompressRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: StrictStr | None = Field(None, description="One text to compress (or use `contexts`).")
+    text: StrictStr | None = Field(default=None, description="One text to compress (or use `contexts`).")
     contexts: list[StrictStr] | None = Field(
-        None, min_length=1, description="Several contexts compressed together under one budget."
+        default=None, min_length=1, description="Several contexts compressed together under one budget."
     )
     question: StrictStr | None = Field(
-        None, description="Kept verbatim and appended to `prompt` after the compressed contexts."
+        default=None, description="Kept verbatim and appended to `prompt` after the compressed contexts."
     )
-    rate: float | None = Field(None, gt=0, le=1, description="Fraction of tokens kept, in (0, 1].")
-    target_tokens: StrictInt | None = Field(None, ge=1, description="Token budget (overrides rate).")
-    force_tokens: list[StrictStr] | None = Field(None, description="Strings always kept verbatim.")
-    method: StrictStr | None = Field(None, description="Compression method; must match the loaded one.")
-    model: StrictStr | None = Field(None, description="Compressor model; must match the loaded one.")
+    rate: float | None = Field(default=None, gt=0, le=1, description="Fraction of tokens kept, in (0, 1].")
+    target_tokens: StrictInt | None = Field(default=None, ge=1, description="Token budget (overrides rate).")
+    force_tokens: list[StrictStr] | None = Field(default=None, description="Strings always kept verbatim.")
+    method: StrictStr | None = Field(
+        default=None, description="Compression method; must match the loaded one."
+    )
+    model: StrictStr | None = Field(default=None, description="Compressor model; must match the loaded one.")
     options: dict[str, Any] = Field(
         default_factory=dict, description="Other `CompressOptions` fields (budget, windowing, ...)."
     )
-    return_words: StrictBool = Field(False, description="Include per-word keep decisions.")
+    return_words: StrictBool = Field(default=False, description="Include per-word keep decisions.")
 
     @model_validator(mode="after")
     def _one_input(self) -> CompressRequest:

@@ -138,6 +138,7 @@ def chat_slots(messages: list[Any], policy: Policy) -> list[Slot]:
         if not isinstance(message, dict) or message.get("role") not in policy.roles:
             continue
         content = message.get("content")
+        candidates: list[tuple[tuple[int, ...], str]]
         if isinstance(content, str):
             candidates = [((i,), content)]
         elif isinstance(content, list):
@@ -156,7 +157,7 @@ def chat_slots(messages: list[Any], policy: Policy) -> list[Slot]:
 
 
 def prompt_slots(prompt: Any, policy: Policy) -> list[Slot]:
-    texts = [((), prompt)] if isinstance(prompt, str) else []
+    texts: list[tuple[tuple[int, ...], str]] = [((), prompt)] if isinstance(prompt, str) else []
     if isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
         texts = [((i,), p) for i, p in enumerate(prompt)]
     slots = []

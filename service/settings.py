@@ -34,48 +34,52 @@ class Settings(BaseSettings):
     )
 
     # --- server ---------------------------------------------------------------------------------
-    host: str = Field("127.0.0.1", description="Interface `promptpress serve` binds to.")
-    port: int = Field(8000, ge=0, le=65535, description="Port `promptpress serve` listens on.")
+    host: str = Field(default="127.0.0.1", description="Interface `promptpress serve` binds to.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port `promptpress serve` listens on.")
     api_keys: SecretList = Field(
         default_factory=list,
         description="Keys clients must send as `Authorization: Bearer <key>` (comma-separated). "
         "Empty: no authentication. Compared in constant time. /healthz and /metrics stay open.",
     )
     max_body_bytes: int = Field(
-        8 * 1024 * 1024, ge=1, description="Largest accepted request body in bytes; larger gets 413."
+        default=8 * 1024 * 1024, ge=1, description="Largest accepted request body in bytes; larger gets 413."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
     log_prompts: bool = Field(
-        False,
+        default=False,
         description="Log prompt text (original and compressed). Off by default: logs hold only "
         "sizes, token counts and timings.",
     )
 
     # --- upstream -------------------------------------------------------------------------------
     upstream_base_url: str | None = Field(
-        None,
+        default=None,
         description="OpenAI-compatible base URL requests are forwarded to, e.g. "
         "`https://api.openai.com/v1`. Unset: the proxy routes answer 503 (unless `serve "
         "--with-backend` starts the local llama.cpp backend).",
     )
     upstream_api_key: SecretStr | None = Field(
-        None,
+        default=None,
         description="Key sent upstream as `Authorization: Bearer`. Unset: the client's own "
         "Authorization header is forwarded (only when `api_keys` is empty, so proxy keys never leak).",
     )
-    upstream_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to the upstream.")
+    upstream_connect_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to connect to the upstream."
+    )
     upstream_read_timeout: float = Field(
-        300.0,
+        default=300.0,
         gt=0,
         description="Seconds to wait for upstream bytes (the whole answer when not streaming; "
         "the gap between chunks when streaming). Exceeded before the answer started: 504.",
     )
-    upstream_write_timeout: float = Field(30.0, gt=0, description="Seconds to send the request upstream.")
+    upstream_write_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to send the request upstream."
+    )
     upstream_max_connections: int = Field(
-        200, ge=1, description="Size of the pooled upstream connections (httpx)."
+        default=200, ge=1, description="Size of the pooled upstream connections (httpx)."
     )
     upstream_pools: int = Field(
-        16,
+        default=16,
         ge=1,
         description="Independent upstream connection pools used in turn (httpx scans its whole pool on "
         "every request; several small pools keep that cheap under high concurrency).",
@@ -86,14 +90,14 @@ class Settings(BaseSettings):
         "`model_not_found`. Empty: any model, the upstream decides.",
     )
     usage_in_body: bool = Field(
-        False,
+        default=False,
         description="Also report token counts in non-streaming responses as `usage.promptpress` "
         "(they are always in `X-Promptpress-*` headers).",
     )
 
     # --- compression policy -----------------------------------------------------------------------
     compress: bool = Field(
-        True,
+        default=True,
         description="Compress proxied prompts by default. Per request: header "
         "`X-Promptpress-Compress: on|off` or body field `promptpress.compress`.",
     )
@@ -103,44 +107,44 @@ class Settings(BaseSettings):
         "System prompts and assistant turns are left alone by default.",
     )
     min_tokens: int = Field(
-        200,
+        default=200,
         ge=0,
         description="Texts (a message or a content part) shorter than this many tokens are never touched.",
     )
-    rate: float = Field(0.5, gt=0, le=1, description="Default fraction of tokens kept, in (0, 1].")
+    rate: float = Field(default=0.5, gt=0, le=1, description="Default fraction of tokens kept, in (0, 1].")
     target_tokens: int | None = Field(
-        None, ge=1, description="Default absolute token budget per request (overrides `rate`)."
+        default=None, ge=1, description="Default absolute token budget per request (overrides `rate`)."
     )
     force_tokens: CommaList = Field(
         default_factory=lambda: ["\n", "?"],
         description="Strings always kept verbatim (JSON list; the default keeps newlines and '?').",
     )
     fail_open: bool = Field(
-        True,
+        default=True,
         description="On compression failure or timeout send the original request upstream "
         "(`X-Promptpress-Compression: failed`). False: answer 503 instead.",
     )
     compression_timeout: float = Field(
-        10.0, gt=0, description="Seconds a request may wait for (queue + run) compression."
+        default=10.0, gt=0, description="Seconds a request may wait for (queue + run) compression."
     )
     compressor_concurrency: int = Field(
-        2, ge=1, description="Compressions run at once in the worker pool (CPU-bound: ~cores)."
+        default=2, ge=1, description="Compressions run at once in the worker pool (CPU-bound: ~cores)."
     )
 
     # --- compressor and cache -----------------------------------------------------------------
     model: str | None = Field(
-        None,
+        default=None,
         description="Compressor model spec (path, `package:NAME` or hub id). Unset: the packaged "
         "MiniLM token classifier (offline, CPU).",
     )
     compressor_backend: str = Field(
-        "torch", description="Compressor inference path: `torch`, `int8`, `onnx` or `onnx-int8`."
+        default="torch", description="Compressor inference path: `torch`, `int8`, `onnx` or `onnx-int8`."
     )
     compressor_threads: int | None = Field(
-        None, ge=1, description="CPU threads of the compressor's model. Unset: the runtime's default."
+        default=None, ge=1, description="CPU threads of the compressor's model. Unset: the runtime's default."
     )
     cache_url: str | None = Field(
-        None,
+        default=None,
         description="Segment cache URL (e.g. `redis://127.0.0.1:6379/0`, `memory://`). Unset: no cache.",
     )
 
