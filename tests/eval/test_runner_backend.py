@@ -37,8 +37,8 @@ def test_cli_run_and_report_end_to_end(backend, longbench_dir: Path, tmp_path: P
         "--data",
         str(longbench_dir),
     ]
-    args += ["--datasets", "multi_news", "--methods", "none,truncate", "--rates", "1,0.05", "--limit", "3"]
-    args += ["--max-length", "256", "--max-new-tokens", "8", "--prompt-cache", "off", "--out", str(out)]
+    args += ["--datasets", "multi_news", "--methods", "none,truncate", "--rates", "1,0.03", "--limit", "3"]
+    args += ["--max-length", "192", "--max-new-tokens", "8", "--prompt-cache", "off", "--out", str(out)]
     assert main([*args, "--no-progress", "--report"]) == 0
     rows = list(read_results(out / RESULTS))
     assert len(rows) == 6 and len({row_key(r) for r in rows}) == 6
@@ -49,16 +49,16 @@ def test_cli_run_and_report_end_to_end(backend, longbench_dir: Path, tmp_path: P
         assert row["reader"] == backend.model_name
     none = [r for r in rows if r["method"] == "none"]
     trunc = [r for r in rows if r["method"] == "truncate"]
-    # the whole prompt was cut to 256 reader tokens (+ the chat template) by the server's own tokenizer
-    assert all(r["truncated"] and 256 <= r["prompt_tokens"] <= 256 + 40 for r in none)
+    # the whole prompt was cut to 192 reader tokens (+ the chat template) by the server's own tokenizer
+    assert all(r["truncated"] and 192 <= r["prompt_tokens"] <= 192 + 40 for r in none)
     for r in trunc:
-        assert r["compressed_tokens"] == pytest.approx(0.05 * r["original_tokens"], abs=2)
-        assert r["prompt_tokens"] < 256 and not r["truncated"]
+        assert r["compressed_tokens"] == pytest.approx(0.03 * r["original_tokens"], abs=2)
+        assert r["prompt_tokens"] < 192 and not r["truncated"]
     info = json.loads((out / "run.json").read_text())["invocations"][-1]
     assert info["truncation_tokenizer"].startswith("llama.cpp:")
     report = (out / "report.md").read_text()
     mean = 100 * sum(r["score"] for r in trunc) / 3
-    assert f"| truncate | 0.05 | 3 | {mean:.2f} |" in report
+    assert f"| truncate | 0.03 | 3 | {mean:.2f} |" in report
     assert (out / "score_vs_ratio.png").stat().st_size > 10_000 and (
         out / "latency.png"
     ).stat().st_size > 10_000
