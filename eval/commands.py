@@ -146,7 +146,12 @@ def _reader_endpoint(args: argparse.Namespace) -> Iterator[tuple[str, str, str |
     from promptpress.service.backend import LocalBackend
 
     print(f"starting the local reader {args.reader_model} (ctx {args.ctx_size})...", file=sys.stderr)
-    with LocalBackend(model=args.reader_model, ctx_size=args.ctx_size, threads=args.threads) as backend:
+    # one server slot per request in flight; llama.cpp splits its context between the slots
+    slots = args.concurrency
+    backend = LocalBackend(
+        model=args.reader_model, ctx_size=args.ctx_size * slots, threads=args.threads, parallel=slots
+    )
+    with backend:
         yield backend.base_url, backend.model_name, None, args.ctx_size
 
 
