@@ -103,3 +103,20 @@ def test_precision_modes_still_encode_and_read(tiny_decoder, segments, mode):
     assert torch.isfinite(logits.float()).all()
     with pytest.raises(ValueError):
         apply_precision(encoder, "int4")
+
+
+def test_shipped_weights_match_their_config():
+    """The checkpoint in compressor/models/soft loads into an encoder of its config (Qwen2.5-0.5B shapes)."""
+    from safetensors.torch import load_file
+
+    from promptpress.compressor.soft.engine import SHIPPED_WEIGHTS
+
+    config = SoftConfig.from_json((SHIPPED_WEIGHTS / "soft_config.json").read_text())
+    state = load_file(str(SHIPPED_WEIGHTS / "soft_compressor.safetensors"))
+    hidden = 896  # Qwen2.5-0.5B
+    assert state["queries"].shape == (config.n_queries, hidden)
+    assert state["proj.weight"].shape == (hidden, hidden)
+    lora_a = [k for k in state if "lora_A" in k]
+    assert len(lora_a) == 24 * len(config.lora_targets)
+    assert all(state[k].shape == (config.lora_r, hidden) for k in lora_a)
+    assert all(torch.isfinite(t.float()).all() for t in state.values())
