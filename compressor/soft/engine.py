@@ -78,7 +78,7 @@ class SoftCompressor:
         self.keyspace = KeySpace(
             namespace, self.fingerprint, "soft-v1", f"s{config.segment_tokens}-c{config.rate}-{precision}"
         )
-        self.hidden_size = encoder.causal_lm.get_input_embeddings().weight.shape[1]
+        self.hidden_size = int(encoder.embedding_table.shape[1])
 
     @classmethod
     def from_pretrained(
@@ -145,7 +145,7 @@ class SoftCompressor:
                 encoded = 0
         if values is None:
             values = compute(range(len(segments)))
-        dtype = self.encoder.causal_lm.get_input_embeddings().weight.dtype
+        dtype = self.encoder.embedding_table.dtype
         result = []
         for i, (seg, value) in enumerate(zip(segments, values, strict=True)):
             arr = value["concepts"]
@@ -170,7 +170,7 @@ class SoftCompressor:
         start = time.perf_counter()
         with self.encoder.reader() as model:
             ids = greedy_generate(model, prompt.embeds, max_new_tokens, self.eos_token_ids(model))
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
         return SoftGeneration(
             text=text,
             token_ids=ids,

@@ -27,6 +27,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -79,7 +80,7 @@ class ConceptEncoder(nn.Module):
         super().__init__()
         self.config = config or SoftConfig()
         self.bypass = bypass
-        hidden = decoder.get_input_embeddings().weight.shape[1]
+        hidden = int(_embedding_table(decoder).shape[1])
         for p in decoder.parameters():
             p.requires_grad_(False)
         if bypass:
@@ -95,7 +96,7 @@ class ConceptEncoder(nn.Module):
             bias="none",
         )
         self.decoder = get_peft_model(decoder, lora)
-        emb_std = decoder.get_input_embeddings().weight.detach().float().std().item()
+        emb_std = _embedding_table(decoder).detach().float().std().item()
         generator = torch.Generator().manual_seed(0)
         self.queries = nn.Parameter(torch.randn(self.config.n_queries, hidden, generator=generator) * emb_std)
         self.proj = nn.Linear(hidden, hidden)
@@ -107,7 +108,13 @@ class ConceptEncoder(nn.Module):
     @property
     def causal_lm(self) -> PreTrainedModel:
         """The decoder as a causal LM (LoRA layers inside when not bypassed; see `reader`)."""
-        return self.decoder if self.bypass else self.decoder.get_base_model()  # type: ignore[operator]
+        model = self.decoder if self.bypass else self.decoder.get_base_model()  # type: ignore[operator]
+        return cast(PreTrainedModel, model)
+
+    @property
+    def embedding_table(self) -> torch.Tensor:
+        """The decoder's input-embedding matrix (vocab, hidden)."""
+        return _embedding_table(self.causal_lm)
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[PreTrainedModel]:
@@ -120,9 +127,8 @@ class ConceptEncoder(nn.Module):
 
     def embed_tokens(self, ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
         """Input embeddings of token ids, shape (len(ids), hidden)."""
-        emb = self.causal_lm.get_input_embeddings()
-        ids_t = torch.as_tensor(ids, dtype=torch.long, device=emb.weight.device)
-        return emb(ids_t)
+        ids_t = torch.as_tensor(ids, dtype=torch.long, device=self.embedding_table.device)
+        return cast(torch.Tensor, self.causal_lm.get_input_embeddings()(ids_t))
 
     # -- compression -------------------------------------------------------------------------
     def encode(self, segments: Sequence[Sequence[int]], batch_size: int = 64) -> list[torch.Tensor]:
@@ -141,7 +147,7 @@ class ConceptEncoder(nn.Module):
 
     def _encode_batch(self, segments: Sequence[Sequence[int]]) -> list[torch.Tensor]:
         trunk = self.causal_lm.base_model  # the transformer without the LM head
-        dtype = self.causal_lm.get_input_embeddings().weight.dtype
+        dtype = self.embedding_table.dtype
         queries = self.queries.to(dtype)
         rows, lengths, counts = [], [], []
         for ids in segments:
@@ -168,7 +174,7 @@ class ConceptEncoder(nn.Module):
         if self.bypass:
             return 1.0
         out = torch.cat(self.encode(segments)).float()
-        target = self.causal_lm.get_input_embeddings().weight.float().pow(2).mean().sqrt()
+        target = self.embedding_table.float().pow(2).mean().sqrt()
         scale = (target / out.pow(2).mean().sqrt().clamp_min(1e-8)).item()
         self.proj.weight.mul_(scale)
         self.proj.bias.mul_(scale)
@@ -183,7 +189,7 @@ class ConceptEncoder(nn.Module):
         digest = hashlib.sha256(self.config.to_json().encode() + (b"bypass" if self.bypass else b""))
         lm = self.causal_lm
         digest.update(lm.config.to_json_string(use_diff=False).encode())
-        table = lm.get_input_embeddings().weight.detach()
+        table = _embedding_table(lm).detach()
         digest.update(table[:: max(1, table.shape[0] // 64)].float().numpy().tobytes())  # decoder identity
         for name, tensor in sorted(self.trainable_state_dict().items()):
             digest.update(name.encode())
@@ -227,3 +233,10 @@ class ConceptEncoder(nn.Module):
         with torch.no_grad():
             for name, tensor in state.items():
                 params[name].copy_(tensor)
+
+
+def _embedding_table(model: PreTrainedModel) -> torch.Tensor:
+    weight = model.get_input_embeddings().weight
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"{type(model).__name__} has no input-embedding matrix")
+    return weight

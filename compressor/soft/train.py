@@ -64,9 +64,8 @@ def prepare(
             break
         kept.append(seg.token_ids)
         total += len(seg.token_ids)
-    answer = list(tokenizer(example.answer, add_special_tokens=False)["input_ids"])[
-        : config.max_answer_tokens
-    ]  # type: ignore[operator]
+    encoded = tokenizer(example.answer, add_special_tokens=False)  # type: ignore[operator]
+    answer = list(encoded["input_ids"])[: config.max_answer_tokens]
     eos = getattr(tokenizer, "eos_token_id", None)
     if eos is not None and len(answer) < config.max_answer_tokens:
         answer.append(int(eos))
