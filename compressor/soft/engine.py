@@ -13,6 +13,7 @@ encoded, in batches. The frozen decoder then reads prefix + concept embeddings +
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ class SoftCompressor:
         self.cache = cache
         self.layout = layout or ChatLayout.from_tokenizer(tokenizer)
         self.batch_size = batch_size
+        # one decoder serves as encoder (LoRA on) and reader (LoRA off): calls take turns
+        self._model_lock = threading.RLock()
         self.fingerprint = encoder.fingerprint()
         config = encoder.config
         self.keyspace = KeySpace(
@@ -132,7 +135,8 @@ class SoftCompressor:
         def compute(indices: Sequence[int]) -> list[dict[str, np.ndarray]]:
             nonlocal encoded
             encoded += len(indices)
-            out = self.encoder.encode([segments[i].token_ids for i in indices], self.batch_size)
+            with self._model_lock:
+                out = self.encoder.encode([segments[i].token_ids for i in indices], self.batch_size)
             return [{"concepts": e.detach().to(torch.float16).cpu().numpy()} for e in out]
 
         if not segments:
@@ -168,7 +172,7 @@ class SoftCompressor:
         """Greedy answer of the frozen decoder reading compressed `contexts` and `question`."""
         prompt = self.prompt(contexts, question)
         start = time.perf_counter()
-        with self.encoder.reader() as model:
+        with self._model_lock, self.encoder.reader() as model:
             ids = greedy_generate(model, prompt.embeds, max_new_tokens, self.eos_token_ids(model))
         text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
         return SoftGeneration(

@@ -116,3 +116,14 @@ def test_package_exports_resolve_lazily():
 def test_missing_weights_fail_with_guidance(tmp_path):
     with pytest.raises(FileNotFoundError, match="train-soft"):
         SoftCompressor.from_pretrained(weights=tmp_path / "none")
+
+
+def test_concurrent_requests_match_sequential_ones(tokenizer, tiny_decoder):
+    from concurrent.futures import ThreadPoolExecutor
+
+    soft = SoftCompressor(ConceptEncoder(tiny_decoder), tokenizer)
+    jobs = [([ALICE[i * 150 : i * 150 + 300]], QUESTION) for i in range(4)]
+    sequential = [soft.generate(c, q, max_new_tokens=5).token_ids for c, q in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda job: soft.generate(*job, max_new_tokens=5).token_ids, jobs))
+    assert parallel == sequential
