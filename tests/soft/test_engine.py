@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import ALICE
+from soft_helpers import ALICE
 
 from promptpress.cache import MemoryCache, decode_arrays
 from promptpress.compressor.soft.engine import SoftCompressor
@@ -61,7 +61,7 @@ def test_concept_embeddings_round_trip_through_the_cache(tokenizer, tiny_decoder
 
 
 def test_keys_separate_encoders_and_settings(tokenizer, tiny_decoder):
-    from conftest import make_tiny_decoder
+    from soft_helpers import make_tiny_decoder
 
     seg = SoftCompressor(ConceptEncoder(tiny_decoder), tokenizer).segments(CONTEXTS)[:1]
     a = SoftCompressor(ConceptEncoder(tiny_decoder), tokenizer).segment_keys(seg)

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from conftest import ALICE, make_tiny_decoder
+from soft_helpers import ALICE, make_tiny_decoder
 
 from promptpress.compressor.soft.model import ConceptEncoder, SoftConfig
 from promptpress.compressor.soft.quantize import apply_precision

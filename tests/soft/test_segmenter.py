@@ -1,5 +1,5 @@
 import pytest
-from conftest import ALICE
+from soft_helpers import ALICE
 
 from promptpress.compressor.soft.segmenter import segment_text, segment_texts, split_words
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from conftest import ALICE, make_tiny_decoder
+from soft_helpers import ALICE, make_tiny_decoder
 
 from promptpress.compressor.soft.commands import register
 from promptpress.compressor.soft.data import QAExample, clean_turn, qmsum_examples, read_meeting
