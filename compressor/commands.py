@@ -197,6 +197,12 @@ def _fit(steps: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--max-keep", type=float, default=0.9, help="LLM labels: drop windows the teacher barely cut"
     )
+    p.add_argument(
+        "--answer-weight",
+        type=float,
+        default=0.0,
+        help="mix QMSum answer/query words into training labels (0: teacher labels only; 1: answer words first)",
+    )
     _common(p)
     p.set_defaults(handler=run_fit)
 
@@ -212,6 +218,10 @@ def run_fit(args: argparse.Namespace) -> int:
         max_gap=args.max_gap,
         max_keep=args.max_keep,
     )
+    if args.answer_weight > 0:
+        from .training.labels import mix_answer_words
+
+        records = mix_answer_words(records, _splitter(args.encoder), args.answer_weight)
     config = FitConfig(
         out_dir=args.out,
         encoder=args.encoder,
@@ -248,13 +258,14 @@ def _evaluate(steps: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from .training.evaluate import evaluate, format_table
-    from .training.labels import read_labelled
+    from .training.labels import read_labelled, teacher_speed
 
     _setup(args)
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     if not rates or any(not 0 < r <= 1 for r in rates):
         raise SystemExit("train evaluate: --rates must be numbers in (0, 1]")
-    records = [r for r in read_labelled(_existing(args.labels, "labels file")) if r.window.split == "heldout"]
+    labelled = read_labelled(_existing(args.labels, "labels file"))
+    records = [r for r in labelled if r.window.split == "heldout"]
     if not records:
         raise SystemExit(
             "train evaluate: the labels file has no held-out windows (label with --heldout-windows)"
@@ -265,6 +276,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         rates,
         seed=args.seed,
         qa={"url": args.qa_url, "model": args.qa_model, "limit": args.qa_limit, "data": args.data},
+        teacher_words_per_second=teacher_speed(labelled),
     )
     print(format_table(report))
     if args.json:
@@ -305,6 +317,7 @@ def _all(steps: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--answer-weight", type=float, default=0.0, help="see `train fit --answer-weight`")
     p.add_argument("--export", default=None, help="write the shippable weights here at the end")
     _common(p)
     p.set_defaults(handler=run_all)
@@ -360,6 +373,7 @@ def run_all(args: argparse.Namespace) -> int:
             variation_quantile=0.95,
             max_gap=0.1,
             max_keep=0.9,
+            answer_weight=args.answer_weight,
             **common,
         )
     )

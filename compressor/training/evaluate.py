@@ -8,7 +8,8 @@ On the held-out windows of a labels file (meetings never trained on):
   words of the window. Methods: the model (word probabilities exactly as `TokenClassifierCompressor`
   computes them), the teacher's stored scores, seeded random drop, and truncation (first words);
 - speed in words per second: the model scoring the windows through the compressor's batched
-  path; the teacher as measured while it labelled (same thread setting); the baselines as run here.
+  path; the teacher as measured while it labelled (same thread setting; pass the speed over the
+  whole labels file, the held-out windows alone are a small sample); the baselines as run here.
 """
 
 from __future__ import annotations
@@ -22,168 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from .align import normalize
+from .answers import answer_targets
 from .labels import LabelledWindow, teacher_speed
 from .metrics import f1_keep, roc_auc
 from .wordsplit import EncodedWords, WordSplitter, top_k_mask, word_scores
-
-STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "him",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "me",
-        "more",
-        "most",
-        "my",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "also",
-        "um",
-        "uh",
-        "yeah",
-        "okay",
-        "ok",
-        "mm",
-        "hmm",
-        "well",
-        "like",
-        "group",
-        "team",
-        "they",
-        "discuss",
-        "discussed",
-        "said",
-        "think",
-        "thought",
-    ]
-)
-
-
-def answer_targets(words: Sequence[str], answers: Sequence[str]) -> np.ndarray:
-    """Which window words are content words of the gold answers (bool per word)."""
-    vocab = set()
-    for answer in answers:
-        for token in answer.split():
-            norm = normalize(token)
-            if (
-                norm.isalnum()
-                and norm not in STOPWORDS
-                and token.lower().strip(".,;:!?'\"()") not in STOPWORDS
-            ):
-                vocab.add(norm)
-    return np.fromiter(
-        (normalize(w) in vocab and w.lower() not in STOPWORDS for w in words), dtype=bool, count=len(words)
-    )
 
 
 def load_model(spec: str | os.PathLike[str]) -> Any:
@@ -222,6 +65,7 @@ def evaluate(
     *,
     seed: int = 0,
     qa: dict[str, Any] | None = None,
+    teacher_words_per_second: float | None = None,
 ) -> dict[str, Any]:
     compressor = load_model(model) if isinstance(model, (str, os.PathLike)) else model
     splitter = WordSplitter(compressor.loaded.tokenizer)
@@ -236,7 +80,10 @@ def evaluate(
     rng = np.random.default_rng(seed)
     methods: dict[str, tuple[list[np.ndarray], float]] = {
         "model": model_word_scores(compressor, encoded),
-        "teacher": ([r.scores for r in records], n_words / teacher_speed(records)),
+        "teacher": (
+            [r.scores for r in records],
+            n_words / (teacher_words_per_second or teacher_speed(records)),
+        ),
         "random": _timed(lambda: [rng.random(e.n_words) for e in encoded]),
         "truncation": _timed(lambda: [-np.arange(e.n_words, dtype=np.float64) for e in encoded]),
     }

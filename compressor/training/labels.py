@@ -108,3 +108,37 @@ def teacher_speed(records: Sequence[LabelledWindow]) -> float:
     words = sum(len(r.keep) for r in records)
     seconds = sum(r.seconds for r in records)
     return words / seconds if seconds else float("nan")
+
+
+def mix_answer_words(
+    records: Sequence[LabelledWindow], splitter: WordSplitter, weight: float, rate: float = 0.5
+) -> list[LabelledWindow]:
+    """Teacher labels mixed with QMSum supervision: a word's score is its rank among the teacher's
+    scores (0..1) plus `weight` if it is a content word of the window's gold answers or queries;
+    the `rate` share of top-scoring words is labelled keep. Windows without queries keep the
+    teacher's ranking. Only for training windows: held-out labels stay the teacher's own."""
+    from .answers import answer_targets
+    from .wordsplit import top_k_mask
+
+    out = []
+    for record in records:
+        if record.window.split != "train" or not record.window.queries or weight <= 0:
+            out.append(record)
+            continue
+        words = splitter.encode(record.window.text).words()
+        texts = [q.answer for q in record.window.queries] + [q.query for q in record.window.queries]
+        bonus = answer_targets(words, texts).astype(np.float64) * weight
+        n = len(record.scores)
+        rank = np.argsort(np.argsort(record.scores, kind="stable"), kind="stable") / max(n - 1, 1)
+        score = rank + bonus
+        out.append(
+            LabelledWindow(
+                record.window,
+                top_k_mask(score, rate),
+                score.astype(np.float32),
+                record.quality,
+                f"{record.teacher}+answers:{weight:g}",
+                record.seconds,
+            )
+        )
+    return out

@@ -67,3 +67,27 @@ def test_top_k_mask_keeps_the_best_share():
     assert top_k_mask(scores, 0.4).tolist() == [False, True, False, True, False]
     assert top_k_mask(scores, 0.01).sum() == 1
     assert top_k_mask(np.zeros(0), 0.5).sum() == 0
+
+
+def test_answer_words_mixed_into_training_labels(qmsum_dir, splitter):
+    from promptpress.compressor.training.answers import answer_targets
+    from promptpress.compressor.training.corpus import meeting_files, meeting_windows
+    from promptpress.compressor.training.labels import LabelledWindow, mix_answer_words
+
+    window = next(w for w in meeting_windows(meeting_files(qmsum_dir)[0], splitter, 300) if w.queries)
+    words = splitter.encode(window.text).words()
+    scores = np.arange(len(words), dtype=np.float32)[::-1].copy()  # teacher prefers early words
+    teacher = LabelledWindow(window, top_k_mask(scores, 0.5), scores, {}, "t", 1.0)
+    held = LabelledWindow(
+        type(window)(**{**window.__dict__, "split": "heldout"}), teacher.keep, scores, {}, "t", 1.0
+    )
+    mixed, same = mix_answer_words([teacher, held], splitter, weight=1.0)
+    targets = answer_targets(words, [q.answer for q in window.queries] + [q.query for q in window.queries])
+    assert 0 < targets.sum() < len(words) // 2
+    assert mixed.keep[targets].all()  # every answer word is kept ...
+    assert mixed.keep.sum() == teacher.keep.sum()  # ... at the same rate ...
+    assert not teacher.keep[targets].all()
+    rest = ~targets
+    order = np.flatnonzero(mixed.keep & rest)
+    assert (order < np.flatnonzero(~mixed.keep & rest).min()).all()  # ... then the teacher's order
+    assert same is held  # held-out labels stay the teacher's
