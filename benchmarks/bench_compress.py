@@ -90,11 +90,12 @@ def main() -> None:
         f"torch threads {torch.get_num_threads()}; checkpoint: packaged MiniLM-L6 (seeded head)"
     )
 
-    fp32 = TokenClassifierCompressor(loaded)
+    fp32 = TokenClassifierCompressor(loaded, threads=args.threads)
     ctx = fp32._prepare([text], fp32.default_options)
     windows = [ctx[0].ids[s:e] for s, e in ctx[0].windows]
     compressors = {"torch": fp32} | {
-        b: TokenClassifierCompressor(loaded, backend=b) for b in ("int8", "onnx", "onnx-int8")
+        b: TokenClassifierCompressor(loaded, backend=b, threads=args.threads)
+        for b in ("int8", "onnx", "onnx-int8")
     }
     from llmlingua import PromptCompressor
 

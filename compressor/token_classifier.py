@@ -71,8 +71,8 @@ class TokenClassifierCompressor:
         *,
         backend: str = "torch",
         threads: int | None = None,
-        batch_size: int = 16,
-        max_batch_tokens: int = 8192,
+        batch_size: int = 8,
+        max_batch_tokens: int = 4096,
         encoding: str = DEFAULT_ENCODING,
         options: CompressOptions | None = None,
         cache: Any = None,
@@ -302,18 +302,22 @@ class TokenClassifierCompressor:
         return results
 
     def _batches(self, todo: list[int], lengths: list[int]) -> list[list[int]]:
-        """Length-sorted batches bounded by count and padded tokens (padding costs little)."""
+        """Length-sorted batches bounded by count and padded tokens, cut where padding would exceed
+        a fifth of the batch (stable windows vary from a few tokens to the model's length)."""
         order = sorted(todo, key=lambda i: -lengths[i])
         batches: list[list[int]] = []
         current: list[int] = []
+        used = 0
         for i in order:
-            width = lengths[current[0]] + self._specials if current else lengths[i] + self._specials
-            if current and (
-                len(current) >= self.batch_size or width * (len(current) + 1) > self.max_batch_tokens
-            ):
-                batches.append(current)
-                current = []
+            size = lengths[i] + self._specials
+            if current:
+                width = lengths[current[0]] + self._specials
+                n = len(current) + 1
+                if n > self.batch_size or n * width > self.max_batch_tokens or used + size < 0.8 * n * width:
+                    batches.append(current)
+                    current, used = [], 0
             current.append(i)
+            used += size
         if current:
             batches.append(current)
         return batches
