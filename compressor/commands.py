@@ -4,7 +4,7 @@
     promptpress train label    --corpus runs/c/corpus.jsonl --out runs/c/labels.jsonl --teacher surprisal
     promptpress train fit      --labels runs/c/labels.jsonl --out runs/c/model
     promptpress train evaluate --labels runs/c/labels.jsonl --model runs/c/model/final
-    promptpress train export   --model runs/c/model --out compressor/models/NAME
+    promptpress train export   --model runs/c/model --name NAME    (-> compressor/models/NAME.*)
     promptpress train all      --workdir runs/c [--export compressor/models/NAME]   (all of the above)
 
 Each step reads the previous step's file, so a step can be rerun alone; `label` and `fit` resume.
@@ -288,15 +288,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def _export(steps: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = steps.add_parser("export", help="write a LoRA run's small shippable weights (adapter + head)")
     p.add_argument("--model", required=True, help="run folder of `train fit --method lora`")
-    p.add_argument("--out", required=True, help="folder for weights.safetensors + promptpress.json")
+    p.add_argument("--name", required=True, help="model name (builtin:NAME once shipped)")
+    p.add_argument("--out", default="compressor/models", help="folder for NAME.safetensors + NAME.json")
     p.set_defaults(handler=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
     from .training.package import export
 
-    out = export(_existing(args.model, "run folder"), args.out)
-    print(json.dumps({"out": str(out), "files": sorted(p.name for p in out.iterdir())}, indent=2))
+    meta = export(_existing(args.model, "run folder"), args.out, args.name)
+    print(json.dumps({"meta": str(meta), "weights": str(meta.with_suffix(".safetensors"))}, indent=2))
     return 0
 
 
@@ -318,7 +319,9 @@ def _all(steps: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--answer-weight", type=float, default=0.0, help="see `train fit --answer-weight`")
-    p.add_argument("--export", default=None, help="write the shippable weights here at the end")
+    p.add_argument(
+        "--export", default=None, help="DIR/NAME: write NAME.safetensors + NAME.json in DIR at the end"
+    )
     _common(p)
     p.set_defaults(handler=run_all)
 
@@ -391,5 +394,9 @@ def run_all(args: argparse.Namespace) -> int:
         )
     )
     if args.export:
-        run_export(argparse.Namespace(model=str(model), out=args.export))
+        run_export(
+            argparse.Namespace(
+                model=str(model), out=str(Path(args.export).parent), name=Path(args.export).name
+            )
+        )
     return 0

@@ -154,8 +154,8 @@ def test_exported_weights_rebuild_the_model_offline(labelled, tiny_encoder, tmp_
 
     run = tmp_path / "run"
     fit(labelled, _config(run, tiny_encoder, steps=6), progress=False)
-    shipped = export(run, tmp_path / "shipped" / "tiny")
-    assert (shipped / "weights.safetensors").stat().st_size < 1_000_000
+    shipped = export(run, tmp_path / "shipped", "tiny")
+    assert shipped.with_suffix(".safetensors").stat().st_size < 1_000_000
     monkeypatch.setenv("PROMPTPRESS_CACHE_DIR", str(tmp_path / "cache"))
     built = materialize(str(shipped))
     assert materialize(str(shipped)) == built  # cached
@@ -164,7 +164,7 @@ def test_exported_weights_rebuild_the_model_offline(labelled, tiny_encoder, tmp_
     reference = load_compressor(run / "final").compress(text, rate=0.5).compressed_text
     assert load_compressor(built).trained
     assert ours == reference
-    (shipped / "weights.safetensors").write_bytes(b"broken")
+    shipped.with_suffix(".safetensors").write_bytes(b"broken")
     from promptpress.compressor import AssetError
 
     with pytest.raises(AssetError, match="sha256"):
