@@ -66,6 +66,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.33)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
+    parser.add_argument(
+        "--model", default="package:all-minilm-l6-v2", help="checkpoint to compare on (any spec)"
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
@@ -81,7 +84,7 @@ def main() -> None:
     n_tokens = count_tokens(text)
     workdir = Path(tempfile.mkdtemp(prefix="pp-bench-"))
     checkpoint = workdir / "bert-base-multilingual-cased-minilm-bench"
-    base = load_token_classifier("package:all-minilm-l6-v2")
+    base = load_token_classifier(args.model)
     base.model.save_pretrained(checkpoint)
     base.tokenizer.save_pretrained(checkpoint)
     loaded = load_token_classifier(checkpoint)

@@ -2,6 +2,8 @@
 
 A spec is one of:
 - a local directory or file path (``./my-checkpoint``, ``/models/q.gguf``);
+- ``builtin:NAME`` — a model trained by promptpress (weights in ``compressor/models/``, rebuilt
+  on top of its packaged encoder into the cache directory), e.g. ``builtin:minilm-qmsum-v0``;
 - ``package:NAME`` — an asset shipped in a Python package (see `PACKAGED`), e.g.
   ``package:all-minilm-l6-v2`` or ``package:qwen2.5-coder-0.5b-instruct-q4_k_m``;
 - a Hugging Face hub id (``microsoft/llmlingua-2-xlm-roberta-large-meetingbank``): taken from the
@@ -169,6 +171,10 @@ def resolve(spec: str | os.PathLike[str]) -> Path:
     text = os.fspath(spec).strip()
     if not text:
         raise AssetError("empty model spec")
+    if text.startswith("builtin:"):  # promptpress's own trained weights on top of a packaged encoder
+        from .training.package import materialize
+
+        return materialize(text[len("builtin:") :])
     if text.startswith("package:"):
         name = text[len("package:") :]
         name = ALIASES.get(name, name)

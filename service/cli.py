@@ -177,9 +177,13 @@ def _run_models(args: argparse.Namespace) -> int:
     from promptpress.compressor.assets import PACKAGED
     from promptpress.compressor.model import DEFAULT_MODEL
 
+    from promptpress.compressor.training.package import available
+
     for name, asset in sorted(PACKAGED.items()):
         marker = " (default compressor)" if f"package:{name}" == DEFAULT_MODEL else ""
         print(f"package:{name}{marker}\n    {asset.description}")
+    for name in available():
+        print(f"builtin:{name}\n    trained by promptpress (see compressor/models/README.md)")
     return 0
 
 

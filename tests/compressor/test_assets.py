@@ -102,3 +102,15 @@ def test_tiktoken_works_offline_from_packaged_files(tmp_path):
     ).stdout.split()
     assert out[:2] == ["2", "2"]
     assert Path(out[2]) == tmp_path / "tiktoken" and len(list((tmp_path / "tiktoken").iterdir())) == 2
+
+
+def test_builtin_specs_rebuild_shipped_models_offline():
+    from promptpress.compressor.training.package import available
+
+    names = available()
+    assert "minilm-qmsum-v0" in names
+    path = assets.resolve("builtin:minilm-qmsum-v0")
+    assert (path / "config.json").is_file()
+    assert assets.resolve("builtin:minilm-qmsum-v0") == path  # cached, not rebuilt elsewhere
+    with pytest.raises(Exception, match="no shipped compressor"):
+        assets.resolve("builtin:does-not-exist")
