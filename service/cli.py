@@ -176,7 +176,6 @@ def _add_models(subparsers: argparse._SubParsersAction) -> None:
 def _run_models(args: argparse.Namespace) -> int:
     from promptpress.compressor.assets import PACKAGED
     from promptpress.compressor.model import DEFAULT_MODEL
-
     from promptpress.compressor.training.package import available
 
     for name, asset in sorted(PACKAGED.items()):
