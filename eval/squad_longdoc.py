@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import random
+import ssl
 import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -63,17 +64,24 @@ def download_sdist(directory: Path, index_url: str | None = None) -> Path:
     index = (index_url or os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX).rstrip("/")
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / SDIST_NAME
+    # the system's trust store (and SSL_CERT_FILE / PIP_CERT), as pip uses, not only certifi's bundle:
+    # package-index proxies with their own CA work as they do for pip
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=os.environ.get("PIP_CERT") or None)
     try:
         listing = httpx.get(
             f"{index}/bigbench/",
             headers={"Accept": "application/vnd.pypi.simple.v1+json"},
             timeout=60,
             follow_redirects=True,
+            verify=verify,
         )
         listing.raise_for_status()
         url = next(f["url"] for f in listing.json()["files"] if f["filename"] == SDIST_NAME)
         tmp = target.with_suffix(f".{os.getpid()}.part")
-        with httpx.stream("GET", url, timeout=300, follow_redirects=True) as response, tmp.open("wb") as fh:
+        with (
+            httpx.stream("GET", url, timeout=300, follow_redirects=True, verify=verify) as response,
+            tmp.open("wb") as fh,
+        ):
             response.raise_for_status()
             for chunk in response.iter_bytes(1 << 20):
                 fh.write(chunk)
