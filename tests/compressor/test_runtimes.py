@@ -10,22 +10,27 @@ from promptpress.compressor import TokenClassifierCompressor
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def trained():
+    """The shipped pilot model: a trained head spreads probabilities the way real checkpoints do
+    (the untrained default's sit at 0.5 +- 0.01, where any rounding flips a decision)."""
+    return TokenClassifierCompressor("builtin:minilm-qmsum-v0")
+
+
 @pytest.mark.parametrize("backend", ["int8", "onnx", "onnx-int8"])
-def test_backend_decisions_match_fp32(minilm, backend, multi_news):
-    reference_compressor = minilm
-    fast = TokenClassifierCompressor(minilm.loaded, backend=backend)
+def test_backend_decisions_match_fp32(trained, backend, multi_news):
+    fast = TokenClassifierCompressor(trained.loaded, backend=backend)
     assert fast.runtime.name == backend
     text = "\n\n".join(multi_news[:2])
-    reference = reference_compressor.compress(text, rate=0.33, return_words=True)
+    reference = trained.compress(text, rate=0.33, return_words=True)
     result = fast.compress(text, rate=0.33, return_words=True)
     ref = np.array([w.keep for w in reference.words])
     got = np.array([w.keep for w in result.words])
     assert len(ref) == len(got) > 1000
     agreement = float((ref == got).mean())
-    # ONNX fp32 is the same computation. The int8 paths are held to what they reach on this
-    # untrained head, whose probabilities sit within 0.5 +- 0.01 where quantisation noise flips
-    # decisions (measured: torch int8 ~0.885, onnx-int8 ~0.954); tighten to 0.98 with a trained head.
-    floor = {"onnx": 0.999, "onnx-int8": 0.93, "int8": 0.85}[backend]
+    # ONNX fp32 is the same computation; ONNX int8 quantises only the feed-forward up-projections
+    # (98.6 % on the 9k-token benchmark text); torch int8 quantises every Linear (93.7 % there).
+    floor = {"onnx": 0.999, "onnx-int8": 0.98, "int8": 0.90}[backend]
     assert agreement >= floor, agreement
 
 
