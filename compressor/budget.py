@@ -40,6 +40,16 @@ def select_window(units: Units, rate: float) -> np.ndarray:
     return keep
 
 
+def window_floor(units: Units, rate: float) -> np.ndarray:
+    """Per unit, its window's ``int(100 * (1 - rate))``-th percentile of word probabilities: what
+    llmlingua's drop_consecutive counts as "a word kept between two force tokens"."""
+    floor = np.zeros(len(units), dtype=np.float64)
+    for w in np.unique(units.window):
+        sel = units.window == w
+        floor[sel] = np.percentile(units.probs[sel], int(100 * (1 - rate)))
+    return floor
+
+
 def drop_consecutive_forced(units: Units, keep: np.ndarray, between: np.ndarray) -> np.ndarray:
     """Drop a force-token unit equal to the previous force-token unit when no `between` unit lies
     between them (llmlingua's ``drop_consecutive``): runs of "\\n\\n\\n" or "..." collapse."""

@@ -25,6 +25,7 @@ from .budget import (
     select_contexts,
     select_global,
     select_window,
+    window_floor,
 )
 from .model import DEFAULT_MODEL, LoadedModel, load_token_classifier
 from .options import CompressOptions, OptionsError
@@ -153,7 +154,7 @@ class TokenClassifierCompressor:
                 masks = [select_window(u, rate) for u in units]
                 if opts.drop_consecutive:
                     masks = [
-                        drop_consecutive_forced(u, m, u.probs > _window_floor(u, rate))
+                        drop_consecutive_forced(u, m, u.probs > window_floor(u, rate))
                         for u, m in zip(units, masks)
                     ]
             else:
@@ -381,15 +382,6 @@ def _as_contexts(context: str | Sequence[str]) -> list[str]:
 def _expand(chosen: list[np.ndarray], keep: np.ndarray, units: list[Units]) -> list[np.ndarray]:
     it = iter(chosen)
     return [next(it) if k else np.zeros(len(u), dtype=bool) for k, u in zip(keep, units)]
-
-
-def _window_floor(units: Units, rate: float) -> np.ndarray:
-    """Per-unit threshold llmlingua's drop_consecutive compares against (its window's percentile)."""
-    floor = np.zeros(len(units), dtype=np.float64)
-    for w in np.unique(units.window):
-        sel = units.window == w
-        floor[sel] = np.percentile(units.probs[sel], int(100 * (1 - rate)))
-    return floor
 
 
 def _decisions(units: list[Units], masks: list[np.ndarray], keep: np.ndarray) -> list[WordDecision]:
