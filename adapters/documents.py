@@ -126,15 +126,20 @@ class PromptpressDocumentCompressor(CompressorFields, BaseDocumentCompressor, Ba
     def _split(
         self, compressor: Compressor, options: CompressOptions, texts: list[str], scores: list[float]
     ) -> list[tuple[str, int, int] | None]:
-        """One call per document, each with its share of the budget."""
+        """One call; each document gets its share of the budget (`context_budgets`)."""
         encoding = getattr(compressor, "encoding", None)
         tokens = [count_tokens(t, encoding.name) if encoding is not None else count_tokens(t) for t in texts]
         total = sum(tokens)
         budget = options.target_tokens if options.target_tokens is not None else round(options.rate * total)
         targets = split_budget(tokens, scores, budget, temperature=self.temperature, min_rate=self.min_rate)
-        out = []
-        for text, target in zip(texts, targets):
-            out.extend(_per_context(compressor.compress(text, options, target_tokens=max(1, target))))
+        budgets = tuple(max(1, int(t)) for t in targets)
+        if options.budget == "global":
+            return _per_context(
+                compressor.compress(texts, options, target_tokens=None, context_budgets=budgets)
+            )
+        out = []  # llmlingua's per-window mode has no per-context budgets: one call per document
+        for text, target in zip(texts, budgets):
+            out.extend(_per_context(compressor.compress(text, options, target_tokens=target)))
         return out
 
     def _with_stats(

@@ -40,6 +40,8 @@ class CompressOptions:
     context_filter: drop whole low-scoring contexts first (LLMLingua-2's coarse step), then words.
     context_rate: fraction of contexts kept by the context filter (default (1 + rate) / 2).
     force_contexts: indices of contexts the context filter never drops.
+    context_budgets: a token budget per context (global mode) instead of one shared budget, e.g. a
+        retriever's relevance-weighted split; one call still batches every context's windows.
     return_words: include per-word probabilities and labels in the result.
     """
 
@@ -56,6 +58,7 @@ class CompressOptions:
     context_filter: bool = False
     context_rate: float | None = None
     force_contexts: tuple[int, ...] = ()
+    context_budgets: tuple[int, ...] | None = None
     return_words: bool = False
 
     def validate(self) -> CompressOptions:
@@ -83,6 +86,15 @@ class CompressOptions:
         if self.keep_markers is not None:
             if len(self.keep_markers) != 2 or not all(isinstance(m, str) and m for m in self.keep_markers):
                 raise OptionsError("keep_markers must be two non-empty strings (open, close) or None")
+        if self.context_budgets is not None:
+            if isinstance(self.context_budgets, (str, bytes)) or not all(
+                isinstance(b, int) and not isinstance(b, bool) and b >= 0 for b in self.context_budgets
+            ):
+                raise OptionsError(
+                    f"context_budgets must be non-negative integers, got {self.context_budgets!r}"
+                )
+            if self.budget != "global":
+                raise OptionsError("context_budgets needs budget='global'")
         if self.context_rate is not None and not 0.0 < self.context_rate <= 1.0:
             raise OptionsError(f"context_rate must be in (0, 1], got {self.context_rate}")
         return self
@@ -92,7 +104,7 @@ class CompressOptions:
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise OptionsError(f"unknown option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        for key in ("force_tokens", "chunk_end_tokens", "force_contexts", "keep_markers"):
+        for key in ("force_tokens", "chunk_end_tokens", "force_contexts", "keep_markers", "context_budgets"):
             value = overrides.get(key)
             if value is not None and not isinstance(value, (tuple, str)):
                 overrides[key] = tuple(value)

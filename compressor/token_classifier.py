@@ -131,7 +131,13 @@ class TokenClassifierCompressor:
                     context_rate = (opts.rate + 1.0) / 2
             context_keep = select_contexts(scores, context_rate, opts.force_contexts)
 
+        if opts.context_budgets is not None and len(opts.context_budgets) != n_contexts:
+            raise OptionsError(
+                f"context_budgets has {len(opts.context_budgets)} entries for {n_contexts} contexts"
+            )
         budget = opts.target_tokens if opts.target_tokens is not None else round(opts.rate * original_tokens)
+        if opts.context_budgets is not None:
+            budget = sum(b for b, k in zip(opts.context_budgets, context_keep) if k)
         levels = [gap_levels(u.text, u.spans) for u in units]
 
         def rendered(masks: list[np.ndarray]) -> list[str]:
@@ -144,7 +150,11 @@ class TokenClassifierCompressor:
             return self._count(SEPARATOR.join(t for t, k in zip(rendered(masks), context_keep) if k))
 
         kept_units = [u for u, k in zip(units, context_keep) if k]
-        if budget >= original_tokens and context_keep.all():  # nothing to remove: return the input as is
+        if opts.context_budgets is None:
+            no_op = budget >= original_tokens
+        else:
+            no_op = all(b >= self._count(t) for b, t in zip(opts.context_budgets, original_texts))
+        if no_op and context_keep.all():  # nothing to remove: return the input as is
             masks = [np.ones(len(u), dtype=bool) for u in units]
             out_texts = list(original_texts)
         else:
@@ -164,9 +174,27 @@ class TokenClassifierCompressor:
                     def post(ms: list[np.ndarray]) -> list[np.ndarray]:
                         return [drop_consecutive_forced(u, m, m) for u, m in zip(kept_units, ms)]
 
-                chosen = select_global(
-                    kept_units, budget, lambda ms: measure(_expand(ms, context_keep, units)), postprocess=post
-                )
+                if opts.context_budgets is None:
+                    chosen = select_global(
+                        kept_units,
+                        budget,
+                        lambda ms: measure(_expand(ms, context_keep, units)),
+                        postprocess=post,
+                    )
+                else:  # each context meets its own budget
+                    kept_levels = [lv for lv, k in zip(levels, context_keep) if k]
+                    kept_budgets = [b for b, k in zip(opts.context_budgets, context_keep) if k]
+                    chosen = [
+                        select_global(
+                            [u],
+                            b,
+                            lambda ms, u=u, lv=lv: self._count(render(u.text, u.spans, ms[0], lv)),
+                            postprocess=(lambda ms, u=u: [drop_consecutive_forced(u, ms[0], ms[0])])
+                            if opts.drop_consecutive
+                            else None,
+                        )[0]
+                        for u, lv, b in zip(kept_units, kept_levels, kept_budgets)
+                    ]
                 masks = _expand(chosen, context_keep, units)
             out_texts = rendered(masks)
 

@@ -159,3 +159,18 @@ def test_options_object_and_result_serialisation(tiny, multi_news):
     data = result.to_dict()
     assert data["words"] and data["rate"] == round(result.rate, 4)
     assert "words" not in result.to_dict(include_words=False)
+
+
+def test_context_budgets_give_each_context_its_own_budget(tiny, multi_news):
+    contexts = [multi_news[0][:3000], multi_news[1][:3000], multi_news[2][:3000]]
+    budgets = (300, 60, 150)
+    result = tiny.compress(contexts, context_budgets=budgets)
+    for ctx, budget in zip(result.contexts, budgets):
+        assert abs(ctx.compressed_tokens - budget) <= max(0.05 * budget, 3), (ctx.compressed_tokens, budget)
+    # the same as compressing each context alone with its own target
+    alone = [tiny.compress(text, target_tokens=b).compressed_text for text, b in zip(contexts, budgets)]
+    assert [c.text for c in result.contexts] == alone
+    with pytest.raises(OptionsError, match="entries"):
+        tiny.compress(contexts, context_budgets=(10, 20))
+    with pytest.raises(OptionsError, match="global"):
+        tiny.compress(contexts, context_budgets=budgets, budget="window")
