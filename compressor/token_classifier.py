@@ -118,6 +118,7 @@ class TokenClassifierCompressor:
         units = self._units(ctxs, opts)
         original_texts = [c.text for c in ctxs]
         original_tokens = self._count(SEPARATOR.join(original_texts))
+        context_tokens = [self._count(t) for t in original_texts]
         n_contexts = len(ctxs)
 
         context_keep = np.ones(n_contexts, dtype=bool)
@@ -153,13 +154,13 @@ class TokenClassifierCompressor:
         if opts.context_budgets is None:
             no_op = budget >= original_tokens
         else:
-            no_op = all(b >= self._count(t) for b, t in zip(opts.context_budgets, original_texts))
+            no_op = all(b >= n for b, n in zip(opts.context_budgets, context_tokens))
         if no_op and context_keep.all():  # nothing to remove: return the input as is
             masks = [np.ones(len(u), dtype=bool) for u in units]
             out_texts = list(original_texts)
         else:
             if opts.budget == "window":
-                reserved = sum(self._count(t) for t, k in zip(original_texts, context_keep) if k)
+                reserved = sum(n for n, k in zip(context_tokens, context_keep) if k)
                 rate = min(1.0, opts.target_tokens / max(reserved, 1)) if opts.target_tokens else opts.rate
                 masks = [select_window(u, rate) for u in units]
                 if opts.drop_consecutive:
@@ -204,7 +205,7 @@ class TokenClassifierCompressor:
             ContextResult(
                 index=i,
                 text=out_texts[i] if context_keep[i] else "",
-                original_tokens=self._count(original_texts[i]),
+                original_tokens=context_tokens[i],
                 compressed_tokens=self._count(out_texts[i]) if context_keep[i] else 0,
                 kept=bool(context_keep[i]),
                 probability=float(scores[i]),
