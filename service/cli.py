@@ -100,7 +100,8 @@ def _add_compress(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _unescape(text: str) -> str:
-    return text.encode("utf-8").decode("unicode_escape") if "\\" in text else text
+    # backslash escapes such as "\\n" become the character; other characters stay as typed
+    return text.encode("latin-1", "backslashreplace").decode("unicode_escape") if "\\" in text else text
 
 
 def _read_input(name: str) -> str:

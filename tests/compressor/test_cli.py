@@ -99,3 +99,29 @@ def test_bad_input_gets_a_clear_error(args, stdin, message):
     assert proc.returncode == 2
     assert message in proc.stderr.decode()
     assert b"Traceback" not in proc.stderr
+
+
+def test_force_tokens_with_escapes_and_non_ascii(tiny_checkpoint, tmp_path, capsys):
+    text = "Le café était fermé.\nIl pleuvait sur la ville entière ce jour-là, et personne ne sortait.\n" * 6
+    path = tmp_path / "doc.txt"
+    path.write_text(text, encoding="utf-8")
+    assert (
+        main(
+            [
+                "compress",
+                str(path),
+                "--rate",
+                "0.3",
+                "--force",
+                "café",
+                "--force",
+                "fermé.\\n",
+                "--model",
+                str(tiny_checkpoint),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert out.count("café") == 6
+    assert out.count("fermé.\n") == 6  # the escape decoded, the accent intact
