@@ -1,4 +1,5 @@
-"""Honest baselines implementing the `Compressor` protocol: truncation and seeded random word drop.
+"""Honest baselines implementing the `Compressor` protocol: truncation, seeded random word drop, and
+surprisal word drop (a causal LM's self-information, the token classifier's own teacher).
 
 Both meet the same budget the real compressors get (`rate` of the tiktoken tokens, or
 `target_tokens`), and report tiktoken counts of what they actually produced. Several contexts are
@@ -11,8 +12,11 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Literal
+
+import numpy as np
 
 from promptpress.compressor.options import CompressOptions
 from promptpress.compressor.result import CompressionResult, ContextResult
@@ -110,31 +114,21 @@ def _allot(counts: Sequence[int], budget: int) -> list[int]:
     return kept
 
 
-class RandomDropCompressor(_Baseline):
-    """Drop whole words at random until each context fits its share of the budget.
+class _WordDropCompressor(_Baseline):
+    """Drop whole words until each context fits its share of the budget; subclasses rank the words."""
 
-    The choice depends only on `seed` and the text, not on call order, so runs are reproducible
-    whatever the concurrency.
-    """
-
-    name = "random"
-    method = "random_drop"
-
-    def __init__(self, seed: int = 0, encoding: str = DEFAULT_ENCODING) -> None:
-        super().__init__(encoding)
-        self.seed = seed
+    def _order(self, text: str, words: list[str], lengths: list[int]) -> list[int]:
+        """Word indices, the first to keep first."""
+        raise NotImplementedError
 
     def _drop(self, text: str, budget: int) -> str:
         words = _WORD.findall(text)
         lengths = [len(self._enc.encode_ordinary(w)) for w in words]
         if sum(lengths) <= budget:
             return text
-        digest = hashlib.sha256(f"{self.seed}\0{text}".encode()).hexdigest()
-        order = list(range(len(words)))
-        random.Random(digest).shuffle(order)
         keep: set[int] = set()
         used = 0
-        for i in order:
+        for i in self._order(text, words, lengths):
             if used + lengths[i] <= budget:
                 keep.add(i)
                 used += lengths[i]
@@ -153,3 +147,66 @@ class RandomDropCompressor(_Baseline):
             for text, n in zip(originals, counts, strict=True)
         ]
         return self._result(originals, outputs)
+
+
+class RandomDropCompressor(_WordDropCompressor):
+    """Drop whole words at random until each context fits its share of the budget.
+
+    The choice depends only on `seed` and the text, not on call order, so runs are reproducible
+    whatever the concurrency.
+    """
+
+    name = "random"
+    method = "random_drop"
+
+    def __init__(self, seed: int = 0, encoding: str = DEFAULT_ENCODING) -> None:
+        super().__init__(encoding)
+        self.seed = seed
+
+    def _order(self, text: str, words: list[str], lengths: list[int]) -> list[int]:
+        digest = hashlib.sha256(f"{self.seed}\0{text}".encode()).hexdigest()
+        order = list(range(len(words)))
+        random.Random(digest).shuffle(order)
+        return order
+
+
+class SurprisalDropCompressor(_WordDropCompressor):
+    """Keep the words a causal LM finds most surprising (Selective Context / LLMLingua-1's signal).
+
+    This is the surprisal teacher of `promptpress train` used as a compressor, so the trained token
+    classifier can be compared with its teacher on the same task. Words are whitespace-separated;
+    a word's score is the summed self-information of its LM tokens (long texts are read in pieces
+    of `max_lm_tokens`, see `SurprisalTeacher.span_information`). The highest-scoring words are kept,
+    in their original order, until each context's share of the budget is spent. Scores of the last
+    few texts are kept, so other rates of the same context cost no second LM pass. Slow: a 0.5B LM
+    in fp32 on two CPU cores reads a few hundred tokens a second.
+    """
+
+    name = "surprisal"
+    method = "surprisal_drop"
+
+    def __init__(
+        self, model: str | None = None, max_lm_tokens: int = 1024, encoding: str = DEFAULT_ENCODING
+    ) -> None:
+        super().__init__(encoding)
+        self.model = model
+        self.max_lm_tokens = max_lm_tokens
+        self._teacher: Any = None
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def scores(self, text: str) -> np.ndarray:
+        """Self-information (nats) of each whitespace-separated word of `text`."""
+        if self._teacher is None:
+            from promptpress.compressor.training.surprisal import SurprisalTeacher
+
+            self._teacher = SurprisalTeacher(self.model, max_lm_tokens=self.max_lm_tokens)
+        spans = np.array([m.span() for m in re.finditer(r"\S+", text)], dtype=np.int64).reshape(-1, 2)
+        return np.asarray(self._teacher.span_information(text, spans, prefix=""), dtype=np.float64)
+
+    def _order(self, text: str, words: list[str], lengths: list[int]) -> list[int]:
+        key = hashlib.sha256(text.encode()).hexdigest()
+        if key not in self._recent:
+            self._recent[key] = self.scores(text)
+            while len(self._recent) > 8:
+                self._recent.popitem(last=False)
+        return np.argsort(-self._recent[key], kind="stable").tolist()

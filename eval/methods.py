@@ -2,6 +2,8 @@
 
 - `none`: the uncompressed context (the reference every other method is measured against);
 - `truncate` (keep the head), `truncate_head_tail`, `random` (seeded word drop): baselines;
+- `surprisal` or `surprisal:MODEL`: words ranked by a causal LM's self-information (the token
+  classifier's teacher; default LM: the packaged Qwen2.5-Coder-0.5B, slow on a CPU);
 - `classifier` or `classifier:MODEL`: the token-classification compressor (`load_compressor`);
 - `soft`: the segment-wise soft compressor, once a factory is registered with `register_method`
   (its reader is a local decoder fed embeddings, so it plugs in through the same hook);
@@ -21,10 +23,10 @@ from promptpress.compressor.options import CompressOptions, Compressor
 from promptpress.compressor.result import CompressionResult, ContextResult
 from promptpress.compressor.tokens import count_tokens
 
-from .baselines import RandomDropCompressor, TruncationCompressor
+from .baselines import RandomDropCompressor, SurprisalDropCompressor, TruncationCompressor
 
 NONE = "none"
-BUILTIN = ("none", "truncate", "truncate_head_tail", "random", "classifier", "soft")
+BUILTIN = ("none", "truncate", "truncate_head_tail", "random", "surprisal", "classifier", "soft")
 _REGISTRY: dict[str, Callable[[], Compressor]] = {}
 
 
@@ -119,6 +121,8 @@ def make_method(spec: str, *, seed: int = 0, classifier_backend: str = "torch") 
         return Method(spec, TruncationCompressor("head" if spec == "truncate" else "head_tail"))
     if spec == "random":
         return Method(spec, RandomDropCompressor(seed=seed))
+    if spec == "surprisal" or spec.startswith("surprisal:"):
+        return Method(spec, SurprisalDropCompressor(spec.partition(":")[2] or None))
     if spec == "classifier" or spec.startswith("classifier:"):
         from promptpress.compressor import load_compressor  # type: ignore[attr-defined]
 

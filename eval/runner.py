@@ -157,12 +157,12 @@ def plan_pairs(methods: Sequence[Method], rates: Sequence[float]) -> list[tuple[
     return pairs
 
 
-def _by_context(samples: Sequence[Sample]) -> list[Sample]:
+def _context_groups(samples: Sequence[Sample]) -> list[list[Sample]]:
     """Samples grouped by context, groups in order of first appearance (stable)."""
     groups: dict[str, list[Sample]] = {}
     for sample in samples:
         groups.setdefault(sample.context, []).append(sample)
-    return [s for group in groups.values() for s in group]
+    return list(groups.values())
 
 
 def read_results(path: Path) -> Iterator[dict[str, Any]]:
@@ -250,8 +250,11 @@ class Runner:
                 limit=self.config.limit_for(dataset),
                 shuffle_seed=self.config.shuffle_seed,
             )
-            for method, rate in plan_pairs(self.methods, self.config.rates):
-                tasks.extend(_Task(s, method, rate) for s in _by_context(samples))
+            pairs = plan_pairs(self.methods, self.config.rates)
+            for group in _context_groups(samples):
+                # context-major: a run stopped early has every method x rate on the contexts it reached;
+                # within a (method, rate) the questions on one context follow each other (prompt cache)
+                tasks.extend(_Task(s, method, rate) for method, rate in pairs for s in group)
         return tasks
 
     @staticmethod

@@ -56,6 +56,7 @@ class SurprisalTeacher:
         rate: float = 0.5,
         condition: bool = False,
         max_lm_tokens: int = 1024,
+        overlap: int = 128,
     ) -> None:
         if not 0 < rate < 1:
             raise ValueError(f"rate must be in (0, 1), got {rate}")
@@ -69,26 +70,46 @@ class SurprisalTeacher:
         self.rate = rate
         self.condition = condition
         self.max_lm_tokens = max_lm_tokens
+        self.overlap = overlap
         self.name = f"surprisal:{spec}" + (":question" if condition else "")
         self._torch = torch
 
     def word_information(self, words: EncodedWords, question: str | None = None) -> np.ndarray:
         """Self-information (nats) of every word of the window."""
+        return self.span_information(words.text, words.spans, question)
+
+    def span_information(
+        self, text: str, spans: np.ndarray, question: str | None = None, prefix: str = PREFIX
+    ) -> np.ndarray:
+        """Self-information (nats) of every word of `text`, words given as [n, 2] character spans.
+
+        The LM reads `prefix` + `text` (after ``Question: ...`` when conditioned). A text longer than
+        `max_lm_tokens` LM tokens is read in consecutive pieces of that size, each after the last
+        `overlap` tokens of the piece before it, so every token but the first is scored.
+        """
         torch = self._torch
-        head = (f"Question: {question.strip()}\n\n" if question and self.condition else "") + PREFIX
-        prompt = head + words.text
-        enc = self.tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=False)
-        ids = enc["input_ids"][: self.max_lm_tokens]
-        offsets = np.asarray(enc["offset_mapping"][: len(ids)], dtype=np.int64).reshape(-1, 2)
-        with torch.inference_mode():
-            logits = self.model(torch.tensor([ids])).logits[0].float()
-        logp = torch.log_softmax(logits[:-1], dim=-1)
-        target = torch.tensor(ids[1:])
-        info = (-logp.gather(1, target[:, None])[:, 0]).numpy().astype(np.float64)
+        head = (f"Question: {question.strip()}\n\n" if question and self.condition else "") + prefix
+        enc = self.tokenizer(head + text, return_offsets_mapping=True, add_special_tokens=False)
+        ids = list(enc["input_ids"])
+        offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+        info = np.zeros(max(len(ids) - 1, 0), dtype=np.float64)  # info[i]: token i + 1
+        overlap = min(self.overlap, self.max_lm_tokens // 2)
+        start = 1  # first target token of the piece
+        while start < len(ids):
+            first = max(0, start - max(overlap, 1)) if start > 1 else 0
+            end = min(len(ids), first + self.max_lm_tokens)
+            with torch.inference_mode():
+                logits = self.model(torch.tensor([ids[first:end]])).logits[0].float()
+            logp = torch.log_softmax(logits[:-1], dim=-1)
+            target = torch.tensor(ids[first + 1 : end])
+            piece = (-logp.gather(1, target[:, None])[:, 0]).numpy()
+            info[start - 1 : end - 1] = piece[start - 1 - first :]
+            start = end
         starts = offsets[1:, 0] - len(head)
         inside = starts >= 0  # tokens of the prefix carry no word
-        owner = char_to_word(len(words.text), words.spans)
-        return aggregate(starts[inside], info[inside], owner, words.n_words)
+        spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+        owner = char_to_word(len(text), spans)
+        return aggregate(starts[inside], info[inside], owner, len(spans))
 
     def label(self, words: EncodedWords, question: str | None = None) -> WordLabels:
         scores = self.word_information(words, question)

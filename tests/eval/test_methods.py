@@ -86,3 +86,7 @@ def test_run_plan_limits_and_context_order(longbench_dir, squad_path, tmp_path) 
     ]
     changes = sum(a != b for a, b in zip(squad, squad[1:], strict=False))
     assert changes == len(set(squad)) - 1
+    # context-major: every method x rate of one context runs before the next context starts, so a run
+    # stopped early has all methods on the contexts it reached
+    every = [t.sample.context for t in tasks if t.sample.dataset == "squad_longdoc"]
+    assert sum(a != b for a, b in zip(every, every[1:], strict=False)) == len(set(every)) - 1
