@@ -19,7 +19,9 @@ from . import assets
 
 log = logging.getLogger("promptpress.compressor")
 
-DEFAULT_MODEL = "package:all-minilm-l6-v2"
+# promptpress's own trained model (compressor/models/README.md): LoRA + head on the packaged
+# all-MiniLM-L6-v2, merged offline into the cache directory on first use
+DEFAULT_MODEL = "builtin:minilm-qmsum-v0"
 HEAD_SEED = 0
 
 

@@ -179,11 +179,14 @@ def _run_models(args: argparse.Namespace) -> int:
     from promptpress.compressor.model import DEFAULT_MODEL
     from promptpress.compressor.training.package import available
 
+    def marker(spec: str) -> str:
+        return " (default compressor)" if spec == DEFAULT_MODEL else ""
+
     for name, asset in sorted(PACKAGED.items()):
-        marker = " (default compressor)" if f"package:{name}" == DEFAULT_MODEL else ""
-        print(f"package:{name}{marker}\n    {asset.description}")
+        print(f"package:{name}{marker(f'package:{name}')}\n    {asset.description}")
     for name in available():
-        print(f"builtin:{name}\n    trained by promptpress (see compressor/models/README.md)")
+        spec = f"builtin:{name}"
+        print(f"{spec}{marker(spec)}\n    trained by promptpress (see compressor/models/README.md)")
     return 0
 
 

@@ -134,8 +134,8 @@ class Settings(BaseSettings):
     # --- compressor and cache -----------------------------------------------------------------
     model: str | None = Field(
         default=None,
-        description="Compressor model spec (path, `package:NAME` or hub id). Unset: the packaged "
-        "MiniLM token classifier (offline, CPU).",
+        description="Compressor model spec (path, `package:NAME`, `builtin:NAME` or hub id). Unset: "
+        "promptpress's trained `builtin:minilm-qmsum-v0` on the packaged MiniLM (offline, CPU).",
     )
     compressor_backend: str = Field(
         default="torch", description="Compressor inference path: `torch`, `int8`, `onnx` or `onnx-int8`."
@@ -148,12 +148,60 @@ class Settings(BaseSettings):
         description="Segment cache URL (e.g. `redis://127.0.0.1:6379/0`, `memory://`). Unset: no cache.",
     )
 
+    # --- soft compressor served as a model --------------------------------------------------------
+    soft_model_name: str | None = Field(
+        default=None,
+        description="Serve the CompLLM-style soft compressor under this model name (e.g. "
+        "`promptpress-soft`): `GET /v1/models` lists it and chat completions naming it are answered "
+        "locally by the decoder reading concept embeddings instead of being forwarded. Unset: off "
+        "(nothing is loaded).",
+    )
+    soft_weights: str | None = Field(
+        default=None,
+        description="Directory of soft-compressor weights (`promptpress train-soft` output). Unset: the "
+        "pilot weights shipped with promptpress.",
+    )
+    soft_decoder: str | None = Field(
+        default=None,
+        description="Decoder spec (GGUF file, `package:NAME`, HF directory) overriding the one the "
+        "weights were trained on. Unset: the weights' own (the packaged Qwen2.5-Coder-0.5B).",
+    )
+    soft_precision: Literal["fp32", "bf16", "int8"] = Field(
+        default="fp32", description="CPU precision of the soft model's decoder (`int8`: dynamic quantization)."
+    )
+    soft_min_block_tokens: int = Field(
+        default=64,
+        ge=1,
+        description="System/user text is cut into blocks at blank lines; blocks of at least this many "
+        "decoder tokens are read as concept embeddings, shorter ones (instructions, the question) as "
+        "tokens.",
+    )
+    soft_max_tokens: int = Field(
+        default=512,
+        ge=1,
+        description="Default and largest `max_tokens` of a soft-model answer (decoding is greedy; "
+        "`temperature`/`top_p` are ignored).",
+    )
+    soft_preload: bool = Field(
+        default=False,
+        description="Load the soft model at startup. False: on the first request that names it.",
+    )
+
     @field_validator("api_keys", "compress_roles", "allowed_models", "force_tokens", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split(value)
 
-    @field_validator("upstream_base_url", "cache_url", "upstream_api_key", "model", mode="before")
+    @field_validator(
+        "upstream_base_url",
+        "cache_url",
+        "upstream_api_key",
+        "model",
+        "soft_model_name",
+        "soft_weights",
+        "soft_decoder",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

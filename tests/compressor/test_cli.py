@@ -67,16 +67,28 @@ def test_stdin_and_force_tokens(tiny_checkpoint):
     assert proc.stdout.count("\n") == 4  # three forced newlines + the final one
 
 
-def test_default_model_warns_that_its_head_is_untrained(tmp_path):
+def test_default_model_is_the_trained_one_and_a_bare_encoder_warns(tmp_path):
     path = tmp_path / "doc.txt"
     path.write_text("A short document about compression. It has two sentences.", encoding="utf-8")
-    proc = subprocess.run(
-        [sys.executable, "-m", "promptpress.service.cli", "compress", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "untrained" in proc.stderr
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "promptpress.service.cli", "compress", str(path), "--json", *extra]
+        return subprocess.run(cmd, capture_output=True, text=True)
+
+    default = run()
+    assert default.returncode == 0, default.stderr
+    assert json.loads(default.stdout)["model"].startswith("builtin:minilm-qmsum-v0")
+    assert "untrained" not in default.stderr
+    bare = run("--model", "package:all-minilm-l6-v2")
+    assert bare.returncode == 0, bare.stderr
+    assert "untrained" in bare.stderr
+
+
+def test_models_lists_the_default(capsys):
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "builtin:minilm-qmsum-v0 (default compressor)" in lines
+    assert not any(line.startswith("package:") and "default" in line for line in lines)
 
 
 @pytest.mark.parametrize(
