@@ -1,10 +1,13 @@
 """The FastAPI application factory.
 
-``create_app(settings, compressor=None, cache=None)`` wires settings, metrics, the upstream client,
-the compressor worker pool, the routes, the error handlers and the middleware. Given no compressor,
-it loads ``load_compressor(settings.model, backend=settings.compressor_backend, cache=...)`` at
-startup in a worker thread; if that fails the service still proxies (fail-open: requests go upstream
-uncompressed, ``X-Promptpress-Compression: unavailable``) and /healthz says ``degraded``.
+``create_app(settings, compressor=None, cache=None, soft_compressor=None)`` wires settings, metrics,
+the upstream client, the compressor worker pool, the soft model, the routes, the error handlers and
+the middleware. Given no compressor, it loads ``load_compressor(settings.model,
+backend=settings.compressor_backend, cache=...)`` at startup in a worker thread; if that fails the
+service still proxies (fail-open: requests go upstream uncompressed, ``X-Promptpress-Compression:
+unavailable``) and /healthz says ``degraded``. With ``settings.soft_model_name`` set, the soft
+compressor is served under that name (`soft_model`): `soft_compressor` when given (a ready
+`SoftCompressor`), else loaded on first use, or at startup with ``soft_preload``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .proxy import Upstream
 from .proxy_routes import router as proxy_router
 from .runner import CompressionRunner
 from .settings import Settings
+from .soft_model import SoftModel, SoftModelUnavailable
 from .state import ServiceState
 
 __all__ = ["create_app"]
@@ -87,15 +91,26 @@ async def _startup(state: ServiceState, load: bool) -> list[Any]:
         except Exception as exc:
             state.compressor_error = f"{type(exc).__name__}: {exc}"
             logs.event("compressor_unavailable", logging.ERROR, error=state.compressor_error)
+    if state.soft is not None and settings.soft_preload:
+        try:
+            await state.soft.compressor()
+        except SoftModelUnavailable:  # logged; requests naming it get 503 and retry the load
+            pass
     return owned
 
 
-def create_app(settings: Settings | None = None, compressor: Any = None, cache: Any = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, compressor: Any = None, cache: Any = None, soft_compressor: Any = None
+) -> FastAPI:
     """A ready-to-serve ASGI app (run it with uvicorn; startup loads the compressor if not given)."""
     settings = settings or Settings()
     logs.configure(settings.log_level)
     state = ServiceState(settings, Policy.from_settings(settings), Metrics(lambda: state.cache), cache=cache)
     state.upstream = _upstream(settings)
+    if settings.soft_model_name:
+        state.soft = SoftModel.from_settings(settings, lambda: state.cache, soft_compressor)
+    elif soft_compressor is not None:
+        raise ValueError("soft_compressor given but settings.soft_model_name is not set")
     if compressor is not None:
         _set_compressor(state, compressor)
 
@@ -107,6 +122,8 @@ def create_app(settings: Settings | None = None, compressor: Any = None, cache: 
         finally:
             if state.runner is not None:
                 state.runner.close()
+            if state.soft is not None:
+                state.soft.close()
             if state.upstream is not None:
                 await state.upstream.aclose()
             for resource in owned:

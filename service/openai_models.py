@@ -56,6 +56,30 @@ class ChatCompletionRequest(_Open):
     promptpress: PromptpressOptions | None = None
 
 
+class StreamOptions(_Open):
+    include_usage: StrictBool | None = None
+
+
+class GenerationParams(_Open):
+    """The generation fields of a chat completion that a locally served model reads (the soft model
+    decodes greedily: `temperature`, `top_p`, `seed`... are accepted and ignored)."""
+
+    max_tokens: StrictInt | None = Field(default=None, ge=1)
+    max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
+    stop: StrictStr | list[StrictStr] | None = Field(default=None, description="Up to 4 stop strings.")
+    n: StrictInt | None = Field(default=None, ge=1)
+    stream_options: StreamOptions | None = None
+
+    @model_validator(mode="after")
+    def _few_stops(self) -> GenerationParams:
+        if isinstance(self.stop, list) and len(self.stop) > 4:
+            raise ValueError("stop: at most 4 stop strings")
+        return self
+
+    def stops(self) -> list[str]:
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+
+
 Prompt = StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
 
 

@@ -21,6 +21,7 @@ from .errors import APIError, error_responses
 from .openai_models import ChatCompletionRequest, CompletionRequest
 from .policy import Policy, Slot, apply_chat, apply_prompt, chat_slots, prompt_slots, resolve_policy
 from .proxy import Upstream, json_response, stream_response
+from .soft_routes import list_models, soft_chat_completion
 from .state import ServiceState, get_state, request_id, require_key
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["openai"])
@@ -140,7 +141,11 @@ async def _compress_and_forward(
 
 @router.post("/v1/chat/completions", responses=_ERRORS, response_model=None)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-    """OpenAI chat completions: the selected messages are compressed, then forwarded."""
+    """OpenAI chat completions: the selected messages are compressed, then forwarded (or answered by
+    the soft model when `model` names it)."""
+    soft = get_state(request).soft
+    if soft is not None and body.model == soft.name:
+        return await _until_disconnect(request, lambda: soft_chat_completion(request, body))
     return await _compress_and_forward(
         request,
         body,
@@ -160,8 +165,10 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
 
 @router.get("/v1/models", responses=_ERRORS, response_model=None)
 async def models(request: Request) -> Response:
-    """The upstream's model list, passed through."""
+    """The upstream's model list, passed through (plus the soft model when it is served)."""
     state = get_state(request)
+    if state.soft is not None:
+        return await list_models(request, state)
     upstream = _upstream(state)
     headers = upstream.request_headers(request.headers, stream=False)
     response = await upstream.send(

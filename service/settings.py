@@ -167,7 +167,8 @@ class Settings(BaseSettings):
         "weights were trained on. Unset: the weights' own (the packaged Qwen2.5-Coder-0.5B).",
     )
     soft_precision: Literal["fp32", "bf16", "int8"] = Field(
-        default="fp32", description="CPU precision of the soft model's decoder (`int8`: dynamic quantization)."
+        default="fp32",
+        description="CPU precision of the soft model's decoder (`int8`: dynamic quantization).",
     )
     soft_min_block_tokens: int = Field(
         default=64,

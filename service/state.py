@@ -1,4 +1,5 @@
-"""What the routes share: settings, policy, metrics, the upstream, the compressor and its runner."""
+"""What the routes share: settings, policy, metrics, the upstream, the compressor and its runner, and
+the soft model."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .policy import Policy
 from .proxy import Upstream
 from .runner import CompressionRunner
 from .settings import Settings
+from .soft_model import SoftModel
 
 
 @dataclass
@@ -27,6 +29,7 @@ class ServiceState:
     compressor_error: str | None = None
     runner: CompressionRunner | None = None
     cache: Any = None
+    soft: SoftModel | None = None  # the soft compressor served as a model (`soft_model_name`)
     _keys: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -25,6 +25,8 @@ _EXPORTS = {
     "SoftPrompt": "engine",
     "ConceptEncoder": "model",
     "SoftConfig": "model",
+    "Context": "prompt",
+    "chat_pieces": "prompt",
     "Segment": "segmenter",
     "segment_text": "segmenter",
     "segment_texts": "segmenter",

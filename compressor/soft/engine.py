@@ -5,6 +5,10 @@
     out = soft.generate(["...long context..."], "What did they decide?", max_new_tokens=64)
     out.text, out.prompt_positions, out.original_positions, out.cache_hits
 
+    # a whole chat: long blocks become concept embeddings, the rest stays tokens (`prompt.chat_pieces`)
+    pieces = chat_pieces(soft.tokenizer, messages, min_context_tokens=64)
+    out = soft.generate_prompt(soft.prompt_pieces(pieces), max_new_tokens=64, on_token=print)
+
 Each context is segmented on its own (`segmenter`), each segment's concept embeddings are looked
 up in the segment cache (fp16, keyed by encoder fingerprint + token ids) and only the misses are
 encoded, in batches. The frozen decoder then reads prefix + concept embeddings + question.
@@ -15,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +32,7 @@ from ..assets import DEFAULT_DECODER
 from .decoder import load_decoder
 from .generation import greedy_generate
 from .model import ConceptEncoder, SoftConfig
-from .prompt import ChatLayout
+from .prompt import ChatLayout, Context, Piece
 from .quantize import apply_precision
 from .segmenter import Segment, segment_text
 
@@ -168,12 +172,53 @@ class SoftCompressor:
         original = len(self.layout.prefix_ids) + sum(len(s.token_ids) for s in segments) + len(question_ids)
         return SoftPrompt(embeds, original, len(segments), hits, time.perf_counter() - start)
 
-    def generate(self, contexts: Sequence[str], question: str, max_new_tokens: int = 128) -> SoftGeneration:
+    def prompt_pieces(self, pieces: Sequence[Piece]) -> SoftPrompt:
+        """The decoder input for pieces in order: `Context` pieces as concept embeddings (each context
+        segmented on its own), `str` pieces as their tokens (special tokens in them included)."""
+        start = time.perf_counter()
+        per_context = [self.segments([p.text]) for p in pieces if isinstance(p, Context)]
+        concepts, hits = self.concept_embeddings([seg for segs in per_context for seg in segs])
+        parts: list[torch.Tensor] = []
+        original = 0
+        next_concept = iter(concepts)
+        next_context = iter(per_context)
+        with torch.no_grad():
+            for piece in pieces:
+                if isinstance(piece, Context):
+                    segments = next(next_context)
+                    parts.extend(next(next_concept) for _ in segments)
+                    original += sum(len(s.token_ids) for s in segments)
+                elif piece:
+                    ids = list(self.tokenizer(piece, add_special_tokens=False)["input_ids"])
+                    parts.append(self.encoder.embed_tokens(ids))
+                    original += len(ids)
+        if not parts:
+            raise ValueError("the prompt is empty")
+        dtype = self.encoder.embedding_table.dtype
+        embeds = torch.cat([p.to(dtype) for p in parts])
+        n_segments = sum(len(segs) for segs in per_context)
+        return SoftPrompt(embeds, original, n_segments, hits, time.perf_counter() - start)
+
+    def generate(
+        self,
+        contexts: Sequence[str],
+        question: str,
+        max_new_tokens: int = 128,
+        on_token: Callable[[int], bool | None] | None = None,
+    ) -> SoftGeneration:
         """Greedy answer of the frozen decoder reading compressed `contexts` and `question`."""
-        prompt = self.prompt(contexts, question)
+        return self.generate_prompt(self.prompt(contexts, question), max_new_tokens, on_token)
+
+    def generate_prompt(
+        self,
+        prompt: SoftPrompt,
+        max_new_tokens: int = 128,
+        on_token: Callable[[int], bool | None] | None = None,
+    ) -> SoftGeneration:
+        """Greedy answer of the frozen decoder reading `prompt`; `on_token` as in `greedy_generate`."""
         start = time.perf_counter()
         with self._model_lock, self.encoder.reader() as model:
-            ids = greedy_generate(model, prompt.embeds, max_new_tokens, self.eos_token_ids(model))
+            ids = greedy_generate(model, prompt.embeds, max_new_tokens, self.eos_token_ids(model), on_token)
         text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
         return SoftGeneration(
             text=text,

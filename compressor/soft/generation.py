@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from transformers import PreTrainedModel
@@ -23,8 +23,13 @@ def greedy_generate(
     inputs_embeds: torch.Tensor,
     max_new_tokens: int = 64,
     eos_token_ids: Iterable[int] = (),
+    on_token: Callable[[int], bool | None] | None = None,
 ) -> list[int]:
-    """Greedy continuation of a prompt given as embeddings (T, hidden); stops at an EOS id."""
+    """Greedy continuation of a prompt given as embeddings (T, hidden); stops at an EOS id.
+
+    `on_token` is called with each new token id as soon as it is chosen (streaming); returning True
+    stops generation after that token (stop strings, a client that went away).
+    """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     eos = set(eos_token_ids)
@@ -34,7 +39,8 @@ def greedy_generate(
     for _ in range(max_new_tokens):
         token = int(logits.argmax())
         out.append(token)
-        if token in eos:
+        stop = on_token is not None and bool(on_token(token))
+        if stop or token in eos:
             break
         step = model(
             inputs_embeds=emb(torch.tensor([[token]], device=inputs_embeds.device)),

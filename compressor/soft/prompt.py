@@ -4,16 +4,93 @@ The user turn is ``<context>\\n\\n<question>``. `ChatLayout` splits the tokenize
 around the context so that the context part can be replaced by concept embeddings:
 
     [prefix tokens] + [context: token or concept embeddings] + [\\n\\n question + assistant header]
+
+`chat_pieces` does the same for a whole chat (what the HTTP service receives). The rule that picks
+the text read as concept embeddings:
+
+1. The content of each system and user message is cut into *blocks* at blank lines (a run of
+   whitespace holding at least two line breaks; the separators themselves stay tokens).
+2. A block of at least ``min_context_tokens`` backend tokens is a *context*: it is segmented and
+   compressed on its own (so a RAG chunk sent as its own paragraph hits the segment cache whatever
+   surrounds it). Shorter blocks — instructions, the question — stay tokens, in their place.
+3. Assistant and tool messages, the chat template's own text and the generation prompt stay tokens.
+
+The result is a list of pieces in prompt order: `str` (read as tokens) and `Context` (read as
+concept embeddings). One user message ``context\\n\\nquestion`` gives exactly `ChatLayout`'s prompt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
 _SENTINEL = "\u2063PROMPTPRESS_CONTEXT\u2063"
+_MARK = "\u2063PROMPTPRESS_CONTEXT_{}\u2063"
+_MARK_RE = re.compile("\u2063PROMPTPRESS_CONTEXT_([0-9]+)\u2063")
+_BLANK_LINE = re.compile(r"(\s*\n[^\S\n]*\n\s*)")
+CONTEXT_ROLES = frozenset({"system", "user"})
+
+
+@dataclass(frozen=True)
+class Context:
+    """Prompt text the decoder reads as concept embeddings (a plain `str` piece is read as tokens)."""
+
+    text: str
+
+
+Piece = str | Context
+
+
+def split_blocks(text: str) -> list[str]:
+    """``[block, separator, block, ..., block]``: `text` cut at blank lines (``"".join`` gives it back)."""
+    return _BLANK_LINE.split(text)
+
+
+def chat_pieces(
+    tokenizer: object,
+    messages: Sequence[Mapping[str, str]],
+    min_context_tokens: int | None,
+    roles: frozenset[str] = CONTEXT_ROLES,
+) -> list[Piece]:
+    """The chat prompt (template applied, generation prompt added) as pieces (rule: module docstring).
+
+    `messages` are ``{"role", "content"}`` with text content. ``min_context_tokens=None`` keeps
+    everything as tokens. Without a chat template the messages are joined by blank lines and
+    followed by ``\\nAnswer:`` (as `ChatLayout`).
+    """
+    contexts: list[str] = []
+    rendered = []
+    for message in messages:
+        content = message["content"]
+        if _SENTINEL[:-1] in content:
+            raise ValueError("message text contains promptpress's reserved context marker")
+        if min_context_tokens is not None and message["role"] in roles:
+            parts = split_blocks(content)
+            for i in range(0, len(parts), 2):
+                ids = tokenizer(parts[i], add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+                if parts[i].strip() and len(ids) >= min_context_tokens:
+                    contexts.append(parts[i])
+                    parts[i] = _MARK.format(len(contexts) - 1)
+            content = "".join(parts)
+        rendered.append({"role": message["role"], "content": content})
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(rendered, add_generation_prompt=True, tokenize=False)  # type: ignore[attr-defined]
+    else:
+        text = "\n\n".join(m["content"] for m in rendered) + "\nAnswer:"
+    chunks = _MARK_RE.split(text)  # text, index, text, index, ..., text
+    used = [int(i) for i in chunks[1::2]]
+    if sorted(used) != list(range(len(contexts))):
+        raise ValueError("the chat template dropped or repeated message text; cannot place the contexts")
+    pieces: list[Piece] = []
+    for i, chunk in enumerate(chunks):
+        if i % 2:
+            pieces.append(Context(contexts[int(chunk)]))
+        elif chunk:
+            pieces.append(chunk)
+    return pieces
 
 
 @dataclass(frozen=True)
