@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--port", type=int, help="port (default 8000)")
     serve.add_argument("--upstream", metavar="URL", help="OpenAI-compatible base URL to forward to")
     serve.add_argument("--upstream-api-key", metavar="KEY", help="key sent to the upstream")
-    serve.add_argument("--model", help="compressor model spec (default: packaged MiniLM classifier)")
+    serve.add_argument("--model", help="compressor model spec (default: builtin:minilm-qmsum-v0)")
     serve.add_argument("--rate", type=float, help="default fraction of tokens kept")
     serve.add_argument("--min-tokens", type=int, help="texts shorter than this are left alone")
     serve.add_argument("--cache", metavar="URL", help="segment cache (memory://, redis://..., disk://...)")
