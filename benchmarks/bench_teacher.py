@@ -20,11 +20,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_compress import load_text  # noqa: E402
+from bench_compress import load_text
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tokens", type=int, default=3000, help="size of the text (tiktoken tokens)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both")
@@ -59,10 +61,15 @@ def main() -> int:
             fn()
             times[name].append(time.perf_counter() - start)
     median = {name: statistics.median(t) for name, t in times.items()}
-    print(f"text: {words:,} words, rate 0.33, {args.threads} torch thread(s), {args.repeats} repeats (medians)")
+    print(
+        f"text: {words:,} words, rate 0.33, {args.threads} torch thread(s), {args.repeats} repeats (medians)"
+    )
     print("| compressor | median s | words/s |")
     print("|---|---:|---:|")
-    names = {"student": args.model or DEFAULT_MODEL, "teacher": "surprisal teacher (Qwen2.5-Coder-0.5B, fp32)"}
+    names = {
+        "student": args.model or DEFAULT_MODEL,
+        "teacher": "surprisal teacher (Qwen2.5-Coder-0.5B, fp32)",
+    }
     for name in paths:
         print(f"| {names[name]} | {median[name]:.2f} | {words / median[name]:,.0f} |")
     print(f"student / teacher speed: {median['teacher'] / median['student']:.1f}x")
