@@ -1,14 +1,16 @@
-"""Load benchmark: latency the promptpress proxy adds in front of a fast upstream.
+"""Load benchmark: latency and CPU the promptpress proxy adds in front of a fast upstream.
 
-Starts the mock OpenAI upstream and the proxy (compression off) as separate uvicorn processes on
-loopback, then drives N concurrent keep-alive clients for a bounded number of chat-completion
-requests, alternately straight to the upstream and through the proxy (same request, same upstream),
-and prints latency percentiles, the added latency (proxy minus direct) and the errors.
+Starts the mock OpenAI upstream (uvicorn) and the proxy (`promptpress serve`, compression off) as
+separate processes on loopback, then drives N concurrent keep-alive clients for a bounded number of
+chat-completion requests, alternately straight to the upstream and through the proxy (same request,
+same upstream), and prints latency percentiles, the added latency (proxy minus direct), the errors,
+and the CPU time (user + system, from /proc) the proxy's processes and the upstream spent per request.
 
     python benchmarks/bench_proxy.py --concurrency 50 --requests 10000
 
 The client is a minimal HTTP/1.1 keep-alive client on asyncio streams so that it measures the
-servers, not itself. Everything shares the machine's cores: run it on a quiet machine.
+servers, not itself. Everything shares the machine's cores: latencies need a quiet machine; the CPU
+time per request is what the proxy costs whatever else runs (it is far less sensitive to other load).
 """
 
 from __future__ import annotations
@@ -41,7 +43,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 def start(target: str, port: int, env: dict[str, str], workers: int) -> subprocess.Popen[bytes]:
+    """uvicorn serving the app factory `target`."""
     command = [
         sys.executable,
         "-m",
@@ -54,9 +63,15 @@ def start(target: str, port: int, env: dict[str, str], workers: int) -> subproce
         str(port),
     ]
     command += ["--log-level", "warning", "--no-access-log", "--workers", str(workers)]
-    return subprocess.Popen(
-        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    return _spawn(command, env)
+
+
+def start_proxy(port: int, upstream_url: str, log_level: str, workers: int) -> subprocess.Popen[bytes]:
+    """`promptpress serve`, as users run it, with compression off."""
+    command = [sys.executable, "-c", "import sys; from promptpress.service.cli import main; sys.exit(main())"]
+    command += ["serve", "--port", str(port), "--upstream", upstream_url, "--log-level", log_level]
+    command += ["--workers", str(workers)]
+    return _spawn(command, {"PROMPTPRESS_COMPRESS": "false"})
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
@@ -159,6 +174,19 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
+def _loadavg() -> str:
+    try:
+        return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def per_request_ms(cpu: float, run: Run) -> str:
+    """CPU time per answered request over one phase: robust to other load on the machine (wall-clock
+    latencies are not)."""
+    return f"{cpu / max(len(run.latencies), 1) * 1000:.3f}"
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -191,38 +219,41 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need concurrency >= 1, requests >= concurrency, rounds >= 1")
 
     upstream_port, proxy_port = free_port(), free_port()
-    proxy_env = {
-        "PROMPTPRESS_UPSTREAM_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
-        "PROMPTPRESS_COMPRESS": "false",
-        "PROMPTPRESS_LOG_LEVEL": args.log_level,
-    }
+    upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
     with ExitStack() as stack:
         upstream = start("promptpress.service.mock_upstream:create_mock_upstream", upstream_port, {}, 1)
         stack.callback(upstream.terminate)
-        proxy = start("promptpress.service.app:create_app", proxy_port, proxy_env, args.proxy_workers)
+        proxy = start_proxy(proxy_port, upstream_url, args.log_level, args.proxy_workers)
         stack.callback(proxy.terminate)
         wait_ready(f"http://127.0.0.1:{upstream_port}/v1/models", upstream)
         wait_ready(f"http://127.0.0.1:{proxy_port}/healthz", proxy)
         path = "/v1/chat/completions"
         print(
-            f"concurrency={args.concurrency} requests={args.requests} per target, {args.rounds} round(s), cpus={os.cpu_count()}"
+            f"concurrency={args.concurrency} requests={args.requests} per target, {args.rounds} round(s), "
+            f"proxy workers={args.proxy_workers}, cpus={os.cpu_count()}, load average {_loadavg()}"
         )
         asyncio.run(load(upstream_port, path, args.concurrency, args.warmup))
         asyncio.run(load(proxy_port, path, args.concurrency, args.warmup))
         direct, proxied = Run(), Run()
         per_round = args.requests // args.rounds
-        proxy_cpu = 0.0
+        proxy_cpu = upstream_direct_cpu = upstream_proxied_cpu = 0.0
         for _ in range(args.rounds):
+            before = cpu_seconds(upstream.pid)
             direct.merge(asyncio.run(load(upstream_port, path, args.concurrency, per_round)))
-            before = cpu_seconds(proxy.pid)
+            upstream_direct_cpu += cpu_seconds(upstream.pid) - before
+            before, before_upstream = cpu_seconds(proxy.pid), cpu_seconds(upstream.pid)
             proxied.merge(asyncio.run(load(proxy_port, path, args.concurrency, per_round)))
             proxy_cpu += cpu_seconds(proxy.pid) - before
+            upstream_proxied_cpu += cpu_seconds(upstream.pid) - before_upstream
         d = report("direct", direct)
         p = report("proxy", proxied)
         print(f"added    p50={p[50] - d[50]:+7.2f} ms  p99={p[99] - d[99]:+7.2f} ms  (proxy minus direct)")
         print(
-            f"proxy CPU per request: {proxy_cpu / max(len(proxied.latencies), 1) * 1000:.2f} ms (proxy processes)"
+            "CPU ms per request (user+sys, /proc):  "
+            f"proxy {per_request_ms(proxy_cpu, proxied)}  |  upstream {per_request_ms(upstream_direct_cpu, direct)}"
+            f" direct, {per_request_ms(upstream_proxied_cpu, proxied)} behind the proxy"
         )
+        print(f"load average at the end {_loadavg()} (other load on the machine inflates the latencies)")
         errors = sum(direct.errors.values()) + sum(proxied.errors.values())
     return 1 if errors else 0
 

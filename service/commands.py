@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from .backend import DEFAULT_MODEL, BackendError, LocalBackend
 
@@ -29,6 +34,14 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--min-tokens", type=int, help="texts shorter than this are left alone")
     serve.add_argument("--cache", metavar="URL", help="segment cache (memory://, redis://..., disk://...)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        default=1,
+        help="server processes sharing the port (default 1); each loads its own compressor, "
+        "/metrics sums over all of them",
+    )
     serve.add_argument(
         "--with-backend",
         action="store_true",
@@ -83,10 +96,18 @@ def _local_backend(
     )
 
 
-def _settings(args: argparse.Namespace) -> Any:
-    from .settings import Settings
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {number}")
+    return number
 
-    overrides = {
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    given = {
         "host": args.host,
         "port": args.port,
         "upstream_base_url": args.upstream,
@@ -97,21 +118,39 @@ def _settings(args: argparse.Namespace) -> Any:
         "cache_url": args.cache,
         "log_level": args.log_level,
     }
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _environment(overrides: dict[str, Any]) -> dict[str, str]:
+    """``PROMPTPRESS_*`` variables that carry `overrides` to worker processes, which read their
+    settings from the environment (where they win over ``.env``, as the options do)."""
+    out = {}
+    for name, value in overrides.items():
+        if isinstance(value, (list, tuple)):
+            text = json.dumps(list(value))
+        elif isinstance(value, SecretStr):
+            text = value.get_secret_value()
+        else:
+            text = str(value)
+        out[f"PROMPTPRESS_{name.upper()}"] = text
+    return out
+
+
+# what each worker process of `serve --workers N` imports and calls
+WORKER_APP = "promptpress.service.serving:app_from_environment"
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from .settings import Settings
 
-    from .app import create_app
-
+    overrides = _overrides(args)
     try:
-        settings = _settings(args)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         print(f"promptpress serve: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     backend = None
-    if args.with_backend and not settings.upstream_base_url:
+    if args.with_backend and not settings.upstream_base_url:  # started once, whatever the workers
         print("starting the local llama.cpp backend ...", file=sys.stderr)
         try:
             backend = _local_backend(args).start()
@@ -123,19 +162,46 @@ def run_serve(args: argparse.Namespace) -> int:
             "allowed_models": settings.allowed_models or [backend.model_name],
         }
         settings = settings.model_copy(update=update)
+        overrides.update(update)
         print(f"backend {backend.model_name} at {backend.base_url}", file=sys.stderr)
     try:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            access_log=False,
-        )
+        if args.workers == 1:
+            _run_uvicorn(settings, app=_server_app(settings))
+        else:
+            with _shared_metrics_directory():
+                os.environ.update(_environment(overrides))
+                _run_uvicorn(settings, app=WORKER_APP, factory=True, workers=args.workers)
     finally:
         if backend is not None:
             backend.stop()
     return 0
+
+
+def _server_app(settings: Any) -> Any:
+    from .serving import server_app
+
+    return server_app(settings)
+
+
+def _run_uvicorn(settings: Any, **kw: Any) -> None:
+    import uvicorn
+
+    uvicorn.run(host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False, **kw)
+
+
+@contextlib.contextmanager
+def _shared_metrics_directory() -> Iterator[None]:
+    """A fresh ``PROMETHEUS_MULTIPROC_DIR`` for the workers' metrics, removed afterwards; one the user
+    set is used as it is (it should be emptied between runs)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="promptpress-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        try:
+            yield
+        finally:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 def run_backend(args: argparse.Namespace) -> int:

@@ -1,12 +1,20 @@
-"""Prometheus metrics of one app instance (own registry, so several apps can live in one process)."""
+"""Prometheus metrics of one app instance (own registry, so several apps can live in one process).
+
+Several worker processes (`promptpress serve --workers N`) share their metrics through
+prometheus_client's multiprocess mode: with ``PROMETHEUS_MULTIPROC_DIR`` set before the workers start,
+each writes its values to files there and /metrics, whichever worker answers it, reports the sum over
+all of them (requests in flight: over the live ones). The segment cache's counters are the answering
+worker's own.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -80,8 +88,27 @@ class Metrics:
             "promptpress_tokens_compressed", "Tokens of those texts after compression", registry=r
         )
         self.tokens_saved = Counter("promptpress_tokens_saved", "Tokens removed by compression", registry=r)
-        self.inflight = Gauge("promptpress_requests_in_flight", "Requests being handled", registry=r)
-        r.register(CacheCollector(get_cache))
+        self.inflight = Gauge(
+            "promptpress_requests_in_flight",
+            "Requests being handled",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self._cache_collector = CacheCollector(get_cache)
+        r.register(self._cache_collector)
+        # the labelled children of `requests`/`latency` per (route, method, status): `labels()` validates
+        # and locks on every call, a dict lookup does not
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(route, method, str(status)), self.latency.labels(route))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def record_tokens(self, original: int, compressed: int) -> None:
         self.tokens_original.inc(original)
@@ -89,4 +116,26 @@ class Metrics:
         self.tokens_saved.inc(max(original - compressed, 0))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not multiprocess():
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        registry.register(self._cache_collector)
+        return generate_latest(registry)
+
+
+def multiprocess() -> bool:
+    """True when prometheus_client keeps its values in ``PROMETHEUS_MULTIPROC_DIR`` (decided when it was
+    first imported)."""
+    return values.ValueClass is not values.MutexValue
+
+
+def release_process() -> None:
+    """Drop this process's live gauges (requests in flight) from the shared directory: call it when a
+    worker process stops."""
+    if multiprocess():
+        from prometheus_client.multiprocess import mark_process_dead
+
+        mark_process_dead(os.getpid())

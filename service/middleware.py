@@ -4,17 +4,23 @@ access logs."""
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import BodyTooLarge, error_body
-from .logs import event
+from .logs import event, log
 from .metrics import Metrics
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_LOGGED_HEADERS = {
+    b"x-promptpress-compression",
+    b"x-promptpress-original-tokens",
+    b"x-promptpress-compressed-tokens",
+}
 
 
 async def _send_json(send: Send, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
@@ -101,22 +107,24 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers", ()))
-        given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
+        request_id = ""
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                given = value.decode("latin-1")
+                request_id = given if _SAFE_ID.match(given) else ""
+        request_id = request_id or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (b"x-promptpress-request-id", request_id.encode())
         start = time.perf_counter()
         status = 500
-        response_headers: dict[bytes, bytes] = {}
+        response_headers: list[tuple[bytes, bytes]] = []
 
         async def observed_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_headers
             if message["type"] == "http.response.start":
                 status = message["status"]
-                raw = list(message.get("headers", []))
-                raw.append((b"x-promptpress-request-id", request_id.encode()))
-                message = {**message, "headers": raw}
-                response_headers.update((k.lower(), v) for k, v in raw)
+                response_headers = [*message.get("headers", ()), id_header]
+                message = {**message, "headers": response_headers}
             await send(message)
 
         self.metrics.inflight.inc()
@@ -126,19 +134,26 @@ class ObservabilityMiddleware:
             self.metrics.inflight.dec()
             elapsed = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(route).observe(elapsed)
-            event(
-                "request",
-                request_id=request_id,
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-                compression=response_headers.get(b"x-promptpress-compression", b"").decode() or None,
-                original_tokens=_int(response_headers.get(b"x-promptpress-original-tokens")),
-                compressed_tokens=_int(response_headers.get(b"x-promptpress-compressed-tokens")),
-            )
+            self.metrics.observe_request(route, scope["method"], status, elapsed)
+            if log.isEnabledFor(logging.INFO):
+                _access_log(scope, request_id, status, elapsed, response_headers)
+
+
+def _access_log(
+    scope: Scope, request_id: str, status: int, elapsed: float, headers: list[tuple[bytes, bytes]]
+) -> None:
+    found = {k.lower(): v for k, v in headers if k.lower() in _LOGGED_HEADERS}
+    event(
+        "request",
+        request_id=request_id,
+        method=scope["method"],
+        path=scope["path"],
+        status=status,
+        duration_ms=round(elapsed * 1000, 2),
+        compression=found.get(b"x-promptpress-compression", b"").decode() or None,
+        original_tokens=_int(found.get(b"x-promptpress-original-tokens")),
+        compressed_tokens=_int(found.get(b"x-promptpress-compressed-tokens")),
+    )
 
 
 def _int(value: bytes | None) -> int | None:

@@ -4,12 +4,15 @@ goes away."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+import urllib.parse
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -37,14 +40,41 @@ _HOP = {
 }
 _RESPONSE_DROP = _HOP | {"server", "date"}
 _REQUEST_DROP = _HOP | {"cookie", "authorization"}
+T = TypeVar("T")
 
 
 # below the common 5 s server-side keep-alive timeout (uvicorn, nginx...): reuse never races a close
 _KEEPALIVE_EXPIRY = 4.0
+# what httpx.AsyncClient would add when the client sent none of these (requests go through the
+# transport, below the client: see `Upstream`)
+_DEFAULT_HEADERS = {
+    "accept": "*/*",
+    "accept-encoding": "gzip, deflate",
+    "connection": "keep-alive",
+    "user-agent": f"python-httpx/{httpx.__version__}",
+}
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy that ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` name for `url`, None when there is
+    none or ``NO_PROXY`` exempts its host (the standard library's reading of these variables)."""
+    split = urllib.parse.urlsplit(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(split.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(split.netloc):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 class Upstream:
-    """An OpenAI-compatible upstream at `base_url` (which ends in ``/v1`` or equivalent)."""
+    """An OpenAI-compatible upstream at `base_url` (which ends in ``/v1`` or equivalent).
+
+    Requests go straight to pooled httpx transports (`httpx.AsyncHTTPTransport`, one per pool). The
+    `httpx.AsyncClient` layer above them (URL merging, cookie jar, auth and redirect flows, default
+    headers, hooks) cost 0.1-0.3 ms of CPU per request and did nothing a proxy needs; its cookie jar
+    even sent cookies the upstream had set for one client upstream with every other client's
+    requests. Responses and errors are httpx's as before; its default request headers are kept, and
+    proxies come from the environment (`environment_proxy`)."""
 
     def __init__(
         self,
@@ -63,36 +93,31 @@ class Upstream:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.forward_client_auth = forward_client_auth
+        self._extensions = {
+            "timeout": httpx.Timeout(
+                connect=connect_timeout, read=read_timeout, write=write_timeout, pool=connect_timeout
+            ).as_dict()
+        }
+        self._urls: dict[str, httpx.URL] = {}
         # httpx's pool checks every pooled connection on each request (O(pool) work and syscalls), so
         # connections are spread over independent pools picked in turn: each stays small.
         per_pool = max(1, -(-max_connections // pools))
-        timeout = httpx.Timeout(
-            connect=connect_timeout, read=read_timeout, write=write_timeout, pool=connect_timeout
+        ssl_context = httpx.create_ssl_context()  # one for all pools (each costs ~50 ms); SSL_CERT_FILE
+        limits = httpx.Limits(
+            max_connections=per_pool, max_keepalive_connections=per_pool, keepalive_expiry=_KEEPALIVE_EXPIRY
         )
-        ssl_context = httpx.create_ssl_context()  # one for all pools: each costs ~50 ms
-        self.clients = [
-            httpx.AsyncClient(
-                verify=ssl_context,
-                base_url=self.base_url + "/",
-                timeout=timeout,
-                limits=httpx.Limits(
-                    max_connections=per_pool,
-                    max_keepalive_connections=per_pool,
-                    keepalive_expiry=_KEEPALIVE_EXPIRY,
-                ),
-                follow_redirects=False,
-                trust_env=True,  # HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE as usual
-            )
-            for _ in range(pools)
+        proxy = environment_proxy(self.base_url)
+        self.transports = [
+            httpx.AsyncHTTPTransport(verify=ssl_context, limits=limits, proxy=proxy) for _ in range(pools)
         ]
-        self._turn = itertools.cycle(self.clients)
+        self._turn = itertools.cycle(self.transports)
 
     def request_headers(self, client_headers: Mapping[str, str], *, stream: bool) -> dict[str, str]:
-        out = {
-            k: v
-            for k, v in client_headers.items()
-            if k.lower() not in _REQUEST_DROP and not k.lower().startswith("x-promptpress-")
-        }
+        out = dict(_DEFAULT_HEADERS)
+        for k, v in client_headers.items():
+            name = k.lower()
+            if name not in _REQUEST_DROP and not name.startswith("x-promptpress-"):
+                out[k] = v
         if self.api_key:
             out["authorization"] = f"Bearer {self.api_key}"
         elif self.forward_client_auth and "authorization" in client_headers:
@@ -101,6 +126,12 @@ class Upstream:
         if stream:
             out["accept-encoding"] = "identity"  # relay bytes as they are, never a gzip stream
         return out
+
+    def _url(self, path: str) -> httpx.URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.base_url + "/" + path.lstrip("/"))
+        return url
 
     async def send(
         self,
@@ -114,24 +145,36 @@ class Upstream:
     ) -> httpx.Response:
         """Send and return the response (headers read; body unread when `stream`). Transport failures
         become 504 (timeouts) or 502 (anything else) in OpenAI's error shape."""
-        client = next(self._turn)
-        request = client.build_request(method, path.lstrip("/"), content=content, headers=headers)
+        transport = next(self._turn)
+        request = httpx.Request(
+            method, self._url(path), content=content, headers=headers, extensions=self._extensions
+        )
         try:
             try:
-                return await client.send(request, stream=stream)
+                return await _send(transport, request, stream)
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
                 # A pooled keep-alive connection the upstream had just closed: the request got no
                 # answer at all. Send it once more on a fresh connection (as OpenAI's clients do).
                 metrics.upstream_errors.labels("retried").inc()
-                return await client.send(request, stream=stream)
+                return await _send(transport, request, stream)
         except httpx.HTTPError as exc:
             raise transport_error(
                 exc, metrics, "could not reach the upstream", "upstream_unavailable"
             ) from exc
 
     async def aclose(self) -> None:
-        for client in self.clients:
-            await client.aclose()
+        for transport in self.transports:
+            await transport.aclose()
+
+
+async def _send(transport: httpx.AsyncHTTPTransport, request: httpx.Request, stream: bool) -> httpx.Response:
+    response = await transport.handle_async_request(request)
+    if not stream:
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+    return response
 
 
 def transport_error(exc: httpx.HTTPError, metrics: Metrics, what: str, code: str) -> APIError:
@@ -202,21 +245,41 @@ def sse_error(message: str, code: str) -> bytes:
     return b"data: " + json.dumps(error_body(message, "upstream_error", code=code)).encode() + b"\n\n"
 
 
+async def until_disconnect(receive: Receive, work: Callable[[], Awaitable[T]]) -> T | None:
+    """Run `work` in this task, cancelling it (and so its upstream request) if the client disconnects
+    first; then the result is None.
+
+    The disconnect is watched by a plain asyncio task cancelling an anyio cancel scope: the semantics
+    of an anyio task group (which the service used before), for ~15 us of CPU instead of ~70-90 us per
+    request. Needs asyncio (uvicorn's loop)."""
+    with anyio.CancelScope() as scope:
+
+        async def watch() -> None:
+            try:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+            except Exception:  # nothing more to watch; the work goes on
+                return
+            scope.cancel()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            return await work()
+        finally:
+            watcher.cancel()
+    return None
+
+
 class RelayResponse(StreamingResponse):
     """A streaming response that always watches for the client's disconnect (whatever the ASGI spec
     version) and then stops relaying at once, which closes the upstream stream."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with anyio.create_task_group() as group:
+        async def relay() -> None:
+            with contextlib.suppress(OSError):  # the client went away mid-send
+                await self.stream_response(send)
 
-            async def relay() -> None:
-                with contextlib.suppress(OSError):  # the client went away mid-send
-                    await self.stream_response(send)
-                group.cancel_scope.cancel()
-
-            group.start_soon(relay)
-            await self.listen_for_disconnect(receive)
-            group.cancel_scope.cancel()
+        await until_disconnect(receive, relay)
 
 
 async def relay_chunks(upstream: httpx.Response, metrics: Metrics) -> AsyncIterator[bytes]:

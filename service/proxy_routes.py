@@ -12,7 +12,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
@@ -20,7 +19,7 @@ from .compression import Report
 from .errors import APIError, error_responses
 from .openai_models import ChatCompletionRequest, CompletionRequest
 from .policy import Policy, Slot, apply_chat, apply_prompt, chat_slots, prompt_slots, resolve_policy
-from .proxy import Upstream, json_response, stream_response
+from .proxy import Upstream, json_response, stream_response, until_disconnect
 from .soft_routes import list_models, soft_chat_completion
 from .state import ServiceState, get_state, request_id, require_key
 
@@ -61,27 +60,8 @@ def _check_model(state: ServiceState, model: str) -> None:
 
 async def _until_disconnect(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
     """Run `work`, cancelling it (and so the upstream request) if the client disconnects first."""
-    result: list[Response] = []
-    failure: list[BaseException] = []
-    async with anyio.create_task_group() as group:
-
-        async def run() -> None:
-            try:
-                result.append(await work())
-            except Exception as exc:  # re-raised below, outside the task group (no ExceptionGroup)
-                failure.append(exc)
-            group.cancel_scope.cancel()
-
-        async def watch() -> None:
-            while (await request.receive())["type"] != "http.disconnect":
-                pass
-            group.cancel_scope.cancel()
-
-        group.start_soon(run)
-        group.start_soon(watch)
-    if failure:
-        raise failure[0]
-    return result[0] if result else Response(status_code=_DISCONNECTED)
+    response = await until_disconnect(request.receive, work)
+    return Response(status_code=_DISCONNECTED) if response is None else response
 
 
 async def _forward(

@@ -241,3 +241,53 @@ def test_usage_in_body(make_proxy):
     usage = completion.usage.model_extra["promptpress"]
     assert usage["compression"] == "applied"
     assert usage["saved_tokens"] == usage["original_tokens"] - usage["compressed_tokens"] > 0
+
+
+def test_cookies_an_upstream_sets_never_reach_it_again(make_proxy):
+    """The proxy keeps no cookie jar: what the upstream set for one client is not sent with the next."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from promptpress.service.serving import ServerThread
+
+    received: list[str | None] = []
+
+    async def chat(request):
+        received.append(request.headers.get("cookie"))
+        response = JSONResponse(
+            {"id": "c", "object": "chat.completion", "created": 0, "model": "m", "choices": []}
+        )
+        response.set_cookie("session", "alice-only")
+        return response
+
+    with ServerThread(Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])) as upstream:
+        client = openai_client(make_proxy(upstream_url=upstream.url + "/v1", upstream_pools=1))
+        for _ in range(2):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert received == [None, None]
+
+
+def test_upstream_proxy_comes_from_the_environment(monkeypatch):
+    from promptpress.service.proxy import environment_proxy
+
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    assert environment_proxy("https://api.example.com/v1") is None
+    monkeypatch.setenv("HTTPS_PROXY", "proxy.internal:3128")
+    assert environment_proxy("https://api.example.com/v1") == "http://proxy.internal:3128"
+    assert environment_proxy("http://api.example.com/v1") is None
+    monkeypatch.setenv("ALL_PROXY", "http://all.internal:8080")
+    assert environment_proxy("http://api.example.com/v1") == "http://all.internal:8080"
+    monkeypatch.setenv("NO_PROXY", "example.com,127.0.0.1")
+    assert environment_proxy("https://api.example.com/v1") is None
+    assert environment_proxy("http://127.0.0.1:8080/v1") is None
