@@ -38,7 +38,8 @@ def _rate(value: str) -> float:
     return rate
 
 
-def _positive_int(value: str) -> int:
+def positive_int(value: str) -> int:
+    """argparse type: a whole number >= 1."""
     try:
         number = int(value)
     except ValueError:
@@ -59,7 +60,7 @@ def _add_compress(subparsers: argparse._SubParsersAction) -> None:
     budget.add_argument(
         "--rate", type=_rate, default=0.5, help="fraction of tokens to keep, in (0, 1] (default 0.5)"
     )
-    budget.add_argument("--target-tokens", type=_positive_int, help="token budget instead of a rate")
+    budget.add_argument("--target-tokens", type=positive_int, help="token budget instead of a rate")
     p.add_argument(
         "--force",
         action="append",

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from .backend import DEFAULT_MODEL, BackendError, LocalBackend
+from .cli import positive_int
 
 
 def register(subparsers: Any) -> None:
@@ -36,7 +37,7 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "--workers",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         default=1,
         help="server processes sharing the port (default 1); each loads its own compressor, "
@@ -94,16 +95,6 @@ def _local_backend(
         parallel=args.parallel,
         prompt_cache=args.prompt_cache,
     )
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {number}")
-    return number
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
