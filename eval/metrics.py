@@ -225,3 +225,35 @@ def score_dataset(
         raise ValueError("no predictions to score")
     total = sum(score_sample(dataset, p, a, all_classes) for p, a in zip(predictions, answers, strict=True))
     return round(100 * total / len(predictions), 2)
+
+
+def _recall(context: Sequence[str], answer: Sequence[str]) -> float:
+    if not answer:
+        return 0.0
+    return sum((Counter(context) & Counter(answer)).values()) / len(answer)
+
+
+def answer_kept(dataset: str, context: str, answers: Sequence[str]) -> float | None:
+    """Share of a reference answer's words still in a (compressed) context, best over references.
+
+    A reader-free diagnostic of extractive QA sets (those scored by QA F1): it separates "the
+    compressor dropped the answer" from "the reader failed on compressed text". Words are normalised
+    as the metric normalises them (SQuAD rules; jieba words for Chinese) and counted as a multiset, so
+    an answer word that appears twice needs two occurrences. None for datasets whose references are
+    not spans of the context (summaries, classes, code).
+    """
+    metric = metric_for(dataset)
+    if metric is qa_f1_score:
+
+        def words(text: str) -> list[str]:
+            return normalize_answer(text).split()
+
+    elif metric is qa_f1_zh_score:
+
+        def words(text: str) -> list[str]:
+            return [t for t in (normalize_zh_answer(tok) for tok in _jieba_cut(text)) if t]
+
+    else:
+        return None
+    context_words = words(context)
+    return max((_recall(context_words, words(ref)) for ref in answers), default=0.0)

@@ -29,7 +29,7 @@ from promptpress.compressor.tokens import count_tokens
 
 from .longbench import Prompt, Sample, Tokenizer, build_prompt, dataset_config, load_dataset
 from .methods import NONE, Method
-from .metrics import score_sample
+from .metrics import answer_kept, score_sample
 from .reader import Generation, ReaderError
 
 RESULTS = "results.jsonl"
@@ -144,6 +144,10 @@ def _compress(method: Method, rate: float, context: str) -> _Compressed:
     result = method.compressor.compress(context, CompressOptions(rate=rate))
     ms = (time.perf_counter() - start) * 1000
     return _Compressed(result.compressed_text, result.original_tokens, result.compressed_tokens, ms)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 def plan_pairs(methods: Sequence[Method], rates: Sequence[float]) -> list[tuple[Method, float]]:
@@ -289,6 +293,7 @@ class Runner:
             "compression_ms": round(compressed.ms, 2),
             "compression_reused": compressed.reused,
             "truncated": prompt.truncated,
+            "answer_kept": _rounded(answer_kept(sample.dataset, compressed.text, sample.answers)),
             "prompt_cache": self.reader.prompt_cache,
             "reader": self.reader.model,
             "length": sample.length,

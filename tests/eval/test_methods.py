@@ -90,3 +90,40 @@ def test_run_plan_limits_and_context_order(longbench_dir, squad_path, tmp_path) 
     # stopped early has all methods on the contexts it reached
     every = [t.sample.context for t in tasks if t.sample.dataset == "squad_longdoc"]
     assert sum(a != b for a, b in zip(every, every[1:], strict=False)) == len(set(every)) - 1
+
+
+def test_rows_record_how_much_of_the_answer_the_compression_kept(squad_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from promptpress.eval.reader import Generation
+    from promptpress.eval.runner import RunConfig, Runner, read_results
+    from promptpress.eval.squad_longdoc import BuildConfig, build_suite
+
+    class EchoFirstAnswer:  # a scripted reader: answers every question with its gold answer
+        model, prompt_cache = "scripted", None
+
+        def __init__(self, answers: dict[str, str]) -> None:
+            self.answers = answers
+
+        def generate(self, prompt):  # type: ignore[no-untyped-def]
+            question = prompt.text.rsplit("Question: ", 1)[1].split("\n")[0]
+            return Generation(text=self.answers[question], generation_ms=1.0)
+
+    build_suite(
+        tmp_path / "squad", BuildConfig(max_articles=2, questions_per_context=6), squad_json_path=squad_path
+    )
+    from promptpress.eval.longbench import load_dataset
+
+    samples = load_dataset(tmp_path / "squad", "squad_longdoc", limit=12)
+    reader = EchoFirstAnswer({s.input: s.answers[0] for s in samples})
+    config = RunConfig(datasets=["squad_longdoc"], rates=[1.0, 0.2], data_dirs=[tmp_path / "squad"], limit=12)
+    Runner(config, mt.parse_methods("none,truncate"), reader, tmp_path / "run", progress=False).run()
+    rows = list(read_results(tmp_path / "run" / "results.jsonl"))
+    full = [r["answer_kept"] for r in rows if r["method"] == "none"]
+    cut = [r["answer_kept"] for r in rows if r["method"] == "truncate"]
+    assert len(full) == len(cut) == 12 and all(r["score"] == 1.0 for r in rows)
+    assert full == [1.0] * 12  # every answer is in its full context
+    early = {s.id for s in samples if s.extra["answer_position"] < 0.1}
+    late = {s.id for s in samples if s.extra["answer_position"] > 0.5}
+    assert early and late
+    # keeping the first fifth keeps the early answers and loses the late ones
+    kept = {r["_id"]: r["answer_kept"] for r in rows if r["method"] == "truncate"}
+    assert all(kept[i] == 1.0 for i in early) and all(kept[i] < 1.0 for i in late)

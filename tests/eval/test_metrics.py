@@ -86,3 +86,21 @@ def test_every_longbench_dataset_has_a_metric_and_template() -> None:
         assert name in m.DATASET2METRIC and name in configs
     assert len(LONGBENCH_DATASETS) == 21
     assert configs["multi_news"].max_new_tokens == 512 and configs["trec"].chat is False
+
+
+def test_answer_kept_counts_normalised_answer_words_in_the_context() -> None:
+    context = "In 1879, the Edison lamp lit Menlo Park; Edison's rivals waited."
+    assert m.answer_kept("squad_longdoc", context, ["Menlo Park"]) == 1.0
+    assert m.answer_kept("squad_longdoc", "In 1879 the lamp lit Park", ["Menlo Park"]) == 0.5
+    # case, punctuation and articles are normalised away, as the QA F1 metric does
+    assert m.answer_kept("squad_longdoc", "the lamp, in MENLO park.", ["The Menlo Park"]) == 1.0
+    # a multiset: one "new" in the context covers one of the two in the answer
+    assert m.answer_kept("hotpotqa", "New York is big", ["New New York"]) == pytest.approx(2 / 3)
+    # the best reference counts; no reference, nothing kept
+    assert m.answer_kept("squad_longdoc", "lamp 1879", ["Menlo Park", "1879"]) == 1.0
+    assert m.answer_kept("squad_longdoc", "lamp", []) == 0.0
+    assert m.answer_kept("multifieldqa_zh", "他在北京大学读书", ["北京大学"]) == 1.0
+    assert m.answer_kept("multifieldqa_zh", "他在上海读书", ["北京大学"]) == 0.0
+    # summaries, classes and code are not spans of the context
+    assert m.answer_kept("multi_news", "any text", ["a summary"]) is None
+    assert m.answer_kept("trec", "any text", ["Location"]) is None

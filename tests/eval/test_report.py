@@ -21,8 +21,10 @@ def _row(
 ROWS = [
     _row("a", "none", 1.0, 0.40, 1000, 1000, 0, 2000),
     _row("b", "none", 1.0, 0.20, 3000, 3000, 0, 4000),
-    _row("a", "truncate", 0.5, 0.30, 1000, 500, 10, 990),
-    _row("b", "truncate", 0.5, 0.0, 3000, 1500, 30, 1970),  # an error row for "b" follows; it is ignored
+    _row("a", "truncate", 0.5, 0.30, 1000, 500, 10, 990, answer_kept=1.0),
+    _row(
+        "b", "truncate", 0.5, 0.0, 3000, 1500, 30, 1970, answer_kept=0.5
+    ),  # an error row for "b" follows; it is ignored
     {"dataset": "multi_news", "_id": "b", "method": "random", "rate": 0.5, "error": "HTTP 500"},
     _row("a", "random", 0.5, 0.10, 1000, 400, 5, 995),
 ]
@@ -32,7 +34,8 @@ def test_summary_numbers() -> None:
     cells = {(c.method, c.rate): c for c in summarize(ROWS)}
     none, trunc, rand = cells[("none", 1.0)], cells[("truncate", 0.5)], cells[("random", 0.5)]
     assert none.score == pytest.approx(30.0) and none.retained == pytest.approx(100.0)
-    assert trunc.score == pytest.approx(15.0)
+    assert trunc.score == pytest.approx(15.0) and trunc.answer_kept == pytest.approx(75.0)
+    assert none.answer_kept is None
     assert trunc.retained == pytest.approx(50.0)  # 0.15 / 0.30
     assert trunc.ratio == pytest.approx(2.0)  # 4000 / 2000 tokens
     assert trunc.compression_ms == pytest.approx(20.0) and trunc.generation_ms == pytest.approx(1480.0)
@@ -50,8 +53,10 @@ def test_files(tmp_path: Path) -> None:
     files = write_report(tmp_path)
     text = files.markdown.read_text()
     # two samples (0.30, 0.0): the bootstrap means are 0, 15 or 30
-    assert "| truncate | 0.5 | 2 | 15.00 | 0.0–30.0 | 50.0% | 2.00x | 20 | 1480 | 740 | 2.00x |" in text
-    assert "| none | 1 | 2 | 30.00 | 20.0–40.0 | 100.0% | 1.00x |" in text
+    assert (
+        "| truncate | 0.5 | 2 | 15.00 | 0.0–30.0 | 50.0% | 2.00x | 75.0% | 20 | 1480 | 740 | 2.00x |" in text
+    )
+    assert "| none | 1 | 2 | 30.00 | 20.0–40.0 | 100.0% | 1.00x | – |" in text  # no answer_kept field
     assert "1 sample(s) failed" in text and "Prompt cache: off" in text
     for png in (files.score_plot, files.latency_plot):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
