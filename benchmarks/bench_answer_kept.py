@@ -1,0 +1,91 @@
+"""How much of the gold answer each compressor keeps on long-document QA, without a reader.
+
+    python benchmarks/bench_answer_kept.py [--data DIR] [--limit 102] [--rates 0.5,0.33,0.2]
+        [--methods truncate,random,surprisal,classifier,classifier:package:all-minilm-l6-v2] [--threads 2]
+
+On `squad_longdoc` (default: the suite `promptpress eval` builds; `--data` takes a directory from
+`promptpress eval build-squad`), every method compresses each context once per rate, question-blind,
+and each question's `answer_kept` is the share of its gold answer's words left in the compressed
+context (`promptpress.eval.metrics.answer_kept`, the metric's own normalisation). It is the
+compressor-only half of a QA score: a reader cannot answer from words that are gone. Methods are the
+names `promptpress eval run --methods` takes; `surprisal` (the default model's teacher) is slow, a
+0.5B LM in fp32. Prints a markdown table: mean answer kept (%) per method and rate, the ratio
+achieved, and the compression time per context. SQuAD is evaluation-only data: nothing of it is
+written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=None, help="directory holding squad_longdoc.jsonl")
+    parser.add_argument("--limit", type=int, default=102, help="questions (the first N of the suite)")
+    parser.add_argument("--rates", default="0.5,0.33,0.2")
+    parser.add_argument(
+        "--methods", default="truncate,random,surprisal,classifier,classifier:package:all-minilm-l6-v2"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random-drop baseline")
+    args = parser.parse_args()
+
+    import torch
+
+    from promptpress.eval.longbench import load_dataset
+    from promptpress.eval.methods import parse_methods
+    from promptpress.eval.metrics import answer_kept
+    from promptpress.eval.squad_longdoc import DATASET, ensure_suite
+
+    torch.set_num_threads(args.threads)
+    rates = [float(r) for r in args.rates.split(",")]
+    samples = load_dataset(args.data or ensure_suite(), DATASET, limit=args.limit)
+    contexts: dict[str, list] = {}
+    for sample in samples:
+        contexts.setdefault(sample.context, []).append(sample)
+    methods = parse_methods(args.methods, seed=args.seed)
+    print(f"{len(samples)} questions on {len(contexts)} contexts; methods {args.methods}", file=sys.stderr)
+
+    kept: dict[tuple[str, float], list[float]] = {}
+    tokens: dict[tuple[str, float], list[tuple[int, int]]] = {}
+    seconds: dict[str, float] = {}
+    for n, (context, questions) in enumerate(contexts.items(), 1):
+        for method in methods:
+            assert method.compressor is not None
+            start = time.perf_counter()
+            for rate in rates:  # rates after the first may reuse the method's per-text scores
+                result = method.compressor.compress(context, rate=rate)
+                tokens.setdefault((method.name, rate), []).append(
+                    (result.original_tokens, result.compressed_tokens)
+                )
+                for sample in questions:
+                    value = answer_kept(DATASET, result.compressed_text, sample.answers)
+                    kept.setdefault((method.name, rate), []).append(float(value or 0.0))
+            seconds[method.name] = seconds.get(method.name, 0.0) + time.perf_counter() - start
+        print(f"context {n}/{len(contexts)} done", file=sys.stderr)
+
+    header = " | ".join(f"rate {r:g}" for r in rates)
+    print(f"\n| method | {header} | ratio at {rates[-1]:g} | s per context (all rates) |")
+    print("|---|" + "---:|" * (len(rates) + 2))
+    for method in methods:
+        cells = [f"{100 * statistics.fmean(kept[(method.name, r)]):.1f}%" for r in rates]
+        pairs = tokens[(method.name, rates[-1])]
+        ratio = sum(o for o, _ in pairs) / max(1, sum(c for _, c in pairs))
+        per_context = seconds[method.name] / len(contexts)
+        print(f"| {method.name} | {' | '.join(cells)} | {ratio:.2f}x | {per_context:.2f} |")
+    print(
+        f"\nanswer kept: mean share of the gold answer's words left in the compressed context, "
+        f"{len(samples)} questions, {len(contexts)} contexts; torch threads {args.threads}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
