@@ -139,11 +139,14 @@ def render_markdown(cells: Sequence[Cell], info: dict[str, Any] | None = None, e
         last = info["invocations"][-1]
         commands = list(dict.fromkeys(i["command"] for i in info["invocations"] if i.get("command")))
         lines += [f"- command: `{command}`" for command in commands]
-        lines += [
-            f"- reader: `{last['reader']}`; prompt truncation tokenizer: `{last['truncation_tokenizer']}`",
-            f"- methods: {', '.join(last['methods'])}; rates: {', '.join(str(r) for r in last['config']['rates'])}",
-            f"- sample limit: {last['config']['limit'] or 'all'}; seed: {last['config']['seed']}",
-        ]
+        lines.append(
+            f"- reader: `{last['reader']}`; prompt truncation tokenizer: `{last['truncation_tokenizer']}`"
+        )
+        if len(commands) <= 1:  # with several commands, each names its own methods, rates and limits
+            lines += [
+                f"- methods: {', '.join(last['methods'])}; rates: {', '.join(str(r) for r in last['config']['rates'])}",
+                f"- sample limit: {last['config']['limit'] or 'all'}; seed: {last['config']['seed']}",
+            ]
     if errors:
         lines.append(f"- {errors} sample(s) failed and are left out (rerun the same command to retry them)")
     lines.append("")

@@ -75,3 +75,26 @@ def test_bootstrap_interval() -> None:
     assert wide[0] < low and wide[1] > high
     low99, high99 = bootstrap_ci(scores, level=0.99)
     assert low99 < low and high99 > high
+
+
+def test_header_names_every_command_of_a_run(tmp_path: Path) -> None:
+    from promptpress.eval.report import render_markdown
+
+    def invocation(command: str, methods: list[str]) -> dict:  # type: ignore[type-arg]
+        config = {"rates": [1.0, 0.5], "limit": 3, "seed": 0}
+        return {
+            "command": command,
+            "methods": methods,
+            "config": config,
+            "reader": "r",
+            "truncation_tokenizer": "t",
+        }
+
+    cells = summarize(ROWS)
+    one = render_markdown(cells, {"invocations": [invocation("eval run A", ["none", "truncate"])] * 2})
+    assert "- command: `eval run A`" in one and "- methods: none, truncate; rates: 1.0, 0.5" in one
+    two = render_markdown(
+        cells, {"invocations": [invocation("eval run A", ["none"]), invocation("eval run B", ["random"])]}
+    )
+    assert "- command: `eval run A`" in two and "- command: `eval run B`" in two
+    assert "- methods:" not in two  # the last command's methods would misdescribe the first's rows
