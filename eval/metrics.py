@@ -64,15 +64,20 @@ def f1_tokens(prediction: Sequence[str], ground_truth: Sequence[str]) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def _qa_words(text: str) -> list[str]:
+    return normalize_answer(text).split()
+
+
+def _qa_zh_words(text: str) -> list[str]:
+    return [t for t in (normalize_zh_answer(tok) for tok in _jieba_cut(text)) if t]
+
+
 def qa_f1_score(prediction: str, ground_truth: str, **_: Any) -> float:
-    return f1_tokens(normalize_answer(prediction).split(), normalize_answer(ground_truth).split())
+    return f1_tokens(_qa_words(prediction), _qa_words(ground_truth))
 
 
 def qa_f1_zh_score(prediction: str, ground_truth: str, **_: Any) -> float:
-    def tokens(text: str) -> list[str]:
-        return [t for t in (normalize_zh_answer(tok) for tok in _jieba_cut(text)) if t]
-
-    return f1_tokens(tokens(prediction), tokens(ground_truth))
+    return f1_tokens(_qa_zh_words(prediction), _qa_zh_words(ground_truth))
 
 
 class _WhitespaceTokenizer:
@@ -233,6 +238,13 @@ def _recall(context: Sequence[str], answer: Sequence[str]) -> float:
     return sum((Counter(context) & Counter(answer)).values()) / len(answer)
 
 
+# the word split of each span-based QA metric, shared by the metric and `answer_kept`
+_ANSWER_WORDS: dict[Metric, Callable[[str], list[str]]] = {
+    qa_f1_score: _qa_words,
+    qa_f1_zh_score: _qa_zh_words,
+}
+
+
 def answer_kept(dataset: str, context: str, answers: Sequence[str]) -> float | None:
     """Share of a reference answer's words still in a (compressed) context, best over references.
 
@@ -242,18 +254,8 @@ def answer_kept(dataset: str, context: str, answers: Sequence[str]) -> float | N
     an answer word that appears twice needs two occurrences. None for datasets whose references are
     not spans of the context (summaries, classes, code).
     """
-    metric = metric_for(dataset)
-    if metric is qa_f1_score:
-
-        def words(text: str) -> list[str]:
-            return normalize_answer(text).split()
-
-    elif metric is qa_f1_zh_score:
-
-        def words(text: str) -> list[str]:
-            return [t for t in (normalize_zh_answer(tok) for tok in _jieba_cut(text)) if t]
-
-    else:
+    words = _ANSWER_WORDS.get(metric_for(dataset))
+    if words is None:
         return None
     context_words = words(context)
     return max((_recall(context_words, words(ref)) for ref in answers), default=0.0)
