@@ -73,7 +73,8 @@ def _add_run(sub: Any) -> None:
         "--datasets", type=_csv, required=True, help="comma-separated, e.g. multi_news,squad_longdoc"
     )
     p.add_argument("--methods", type=_csv, default=_csv("none,truncate,random,classifier"),
-                   help="none, truncate, truncate_head_tail, random, surprisal[:LM], classifier[:MODEL], soft, module:attr")  # fmt: skip
+                   help="none, truncate, truncate_head_tail, random, surprisal[:LM], classifier[:MODEL], "
+                        "soft[:WEIGHTS], soft_tokens[:WEIGHTS], module:attr")  # fmt: skip
     p.add_argument("--rates", type=_rates, default=[1.0, 0.5, 0.33, 0.2], help="fractions of tokens kept")
     p.add_argument("--out", type=Path, required=True, help="run directory (results.jsonl, run.json, report)")
     p.add_argument("--limit", type=_limit, default=None,
@@ -102,6 +103,8 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--truncation-tokenizer", choices=["auto", "tiktoken"], default="auto",
                    help="auto: the reader's own (llama.cpp /tokenize) when available, else tiktoken")  # fmt: skip
     p.add_argument("--classifier-backend", default="torch", help="backend of the token classifier")
+    p.add_argument("--soft-precision", choices=["fp32", "bf16", "int8"], default="fp32",
+                   help="CPU precision of the soft compressor's decoder (methods soft, soft_tokens)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--report", action="store_true", help="write the report when the run ends")
     p.set_defaults(func=run_command)
@@ -185,7 +188,12 @@ def run_command(args: argparse.Namespace) -> int:
         for dataset in args.datasets:
             find_dataset(dataset, args.data)
             dataset_config(dataset)
-        methods = parse_methods(args.methods, seed=args.seed, classifier_backend=args.classifier_backend)
+        methods = parse_methods(
+            args.methods,
+            seed=args.seed,
+            classifier_backend=args.classifier_backend,
+            soft_precision=args.soft_precision,
+        )
     except (MethodError, DatasetError, FileNotFoundError) as exc:
         raise SystemExit(f"eval run: {exc}") from None
     cache_flag = args.prompt_cache or ("omit" if args.base_url else "on")

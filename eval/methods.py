@@ -5,8 +5,10 @@
 - `surprisal` or `surprisal:MODEL`: words ranked by a causal LM's self-information (the token
   classifier's teacher; default LM: the packaged Qwen2.5-Coder-0.5B, slow on a CPU);
 - `classifier` or `classifier:MODEL`: the token-classification compressor (`load_compressor`);
-- `soft`: the segment-wise soft compressor, once a factory is registered with `register_method`
-  (its reader is a local decoder fed embeddings, so it plugs in through the same hook);
+- `soft` or `soft:WEIGHTS`: the segment-wise soft compressor (shipped or trained weights); its
+  reader is its own decoder fed concept embeddings in place of the context, at rate 1/C;
+  `soft_tokens[:WEIGHTS]` is that same decoder reading the whole prompt as tokens, the reference
+  soft scores are to be read against (the run's reader may be another build of the model);
 - `module:attr` or `NAME=module:attr`: any `Compressor` object, a zero-argument factory returning
   one, or a plain function `fn(context: str, rate: float) -> str`.
 """
@@ -24,9 +26,19 @@ from promptpress.compressor.result import CompressionResult, ContextResult
 from promptpress.compressor.tokens import count_tokens
 
 from .baselines import RandomDropCompressor, SurprisalDropCompressor, TruncationCompressor
+from .reader import Reader
 
 NONE = "none"
-BUILTIN = ("none", "truncate", "truncate_head_tail", "random", "surprisal", "classifier", "soft")
+BUILTIN = (
+    "none",
+    "truncate",
+    "truncate_head_tail",
+    "random",
+    "surprisal",
+    "classifier",
+    "soft",
+    "soft_tokens",
+)
 _REGISTRY: dict[str, Callable[[], Compressor]] = {}
 
 
@@ -38,6 +50,10 @@ class MethodError(ValueError):
 class Method:
     name: str
     compressor: Compressor | None  # None: the context is sent as is
+    # a method that compresses inside its own reader (the soft compressor feeds a local decoder
+    # embeddings): the runner asks it instead of the run's reader, at its own fixed rate
+    reader: Reader | None = None
+    fixed_rate: float | None = None
 
 
 class CallableCompressor:
@@ -112,7 +128,9 @@ def _import(path: str) -> Any:
     return target
 
 
-def make_method(spec: str, *, seed: int = 0, classifier_backend: str = "torch") -> Method:
+def make_method(
+    spec: str, *, seed: int = 0, classifier_backend: str = "torch", soft_precision: str = "fp32"
+) -> Method:
     """Resolve one method name from the command line."""
     spec = spec.strip()
     if spec == NONE:
@@ -130,11 +148,14 @@ def make_method(spec: str, *, seed: int = 0, classifier_backend: str = "torch") 
         return Method(spec, load_compressor(model, backend=classifier_backend))
     if spec in _REGISTRY:
         return Method(spec, _from_object(_REGISTRY[spec], spec))
-    if spec == "soft":
-        raise MethodError(
-            "no soft compressor is registered: call promptpress.eval.methods.register_method('soft', factory) "
-            "or pass --methods soft=module:factory"
-        )
+    head, _, weights = spec.partition(":")
+    if head in ("soft", "soft_tokens"):
+        from .soft_reader import soft_method
+
+        try:
+            return soft_method(head, weights or None, precision=soft_precision)
+        except (OSError, ValueError, ImportError) as exc:
+            raise MethodError(f"{spec}: cannot load the soft compressor: {exc}") from exc
     name, sep, path = spec.partition("=")
     if not sep:
         name, path = spec, spec

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -32,6 +32,18 @@ class Generation:
     prompt_tokens: int | None = None  # in the reader's tokens, when the server says
     completion_tokens: int | None = None
     cached_tokens: int | None = None  # prompt tokens served from the server's prompt cache
+    # a reader that compresses the prompt itself (the soft compressor): positions the prompt would
+    # have taken as tokens; `prompt_tokens` is then the positions it was given
+    uncompressed_prompt_tokens: int | None = None
+
+
+class Reader(Protocol):
+    """What the runner asks for an answer: `OpenAIReader`, or a method's own reader (soft)."""
+
+    model: str
+    prompt_cache: bool | None
+
+    def generate(self, prompt: Prompt) -> Generation: ...
 
 
 class OpenAIReader:

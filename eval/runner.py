@@ -22,26 +22,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from promptpress.compressor.options import CompressOptions
 from promptpress.compressor.tokens import count_tokens
 
-from .longbench import Prompt, Sample, Tokenizer, build_prompt, dataset_config, load_dataset
+from .longbench import Sample, Tokenizer, build_prompt, dataset_config, load_dataset
 from .methods import NONE, Method
 from .metrics import answer_kept, score_sample
-from .reader import Generation, ReaderError
+from .reader import Reader, ReaderError
 
 RESULTS = "results.jsonl"
 RUN_INFO = "run.json"
 Key = tuple[str, str, str, float]
-
-
-class Reader(Protocol):
-    model: str
-    prompt_cache: bool | None
-
-    def generate(self, prompt: Prompt) -> Generation: ...
 
 
 @dataclass(frozen=True)
@@ -156,7 +149,9 @@ def plan_pairs(methods: Sequence[Method], rates: Sequence[float]) -> list[tuple[
     if any(m.name == NONE for m in methods) or 1.0 in rates:
         pairs.append((next((m for m in methods if m.name == NONE), Method(NONE, None)), 1.0))
     for method in methods:
-        if method.name != NONE:
+        if method.fixed_rate is not None:  # its rate is the model's own (soft: 1/C), whatever --rates say
+            pairs.append((method, method.fixed_rate))
+        elif method.name != NONE:
             pairs.extend((method, float(rate)) for rate in rates if rate < 1.0)
     return pairs
 
@@ -286,6 +281,8 @@ class Runner:
             tokenizer=self.tokenizer,
             config=config,
         )
+        reader = task.method.reader or self.reader
+        own_reader = task.method.reader is not None  # it compresses inside (soft): the text is intact
         row: dict[str, Any] = {
             **self._key_row(task),
             "original_tokens": compressed.original_tokens,
@@ -293,15 +290,22 @@ class Runner:
             "compression_ms": round(compressed.ms, 2),
             "compression_reused": compressed.reused,
             "truncated": prompt.truncated,
-            "answer_kept": _rounded(answer_kept(sample.dataset, compressed.text, sample.answers)),
-            "prompt_cache": self.reader.prompt_cache,
-            "reader": self.reader.model,
+            "answer_kept": None
+            if own_reader
+            else _rounded(answer_kept(sample.dataset, compressed.text, sample.answers)),
+            "prompt_cache": reader.prompt_cache,
+            "reader": reader.model,
             "length": sample.length,
         }
         try:
-            gen = self.reader.generate(prompt)
+            gen = reader.generate(prompt)
         except ReaderError as exc:
             return {**row, "error": str(exc)[:1000]}
+        if gen.uncompressed_prompt_tokens is not None and gen.prompt_tokens:
+            # the reader compressed the prompt itself: sizes in its own positions (whole prompt)
+            row["original_tokens"] = gen.uncompressed_prompt_tokens
+            row["compressed_tokens"] = gen.prompt_tokens
+            row["token_unit"] = "reader positions (whole prompt)"
         score = score_sample(sample.dataset, gen.text, sample.answers, sample.all_classes)
         return {
             **row,

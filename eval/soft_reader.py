@@ -1,0 +1,104 @@
+"""The soft compressor as an evaluation method: a reader that compresses inside itself.
+
+Soft compression does not produce text: the context becomes concept embeddings that only its own
+decoder can read. So `--methods soft` brings its own reader (`SoftReader`): the run's prompt is cut
+into blocks exactly as the HTTP service does it (`promptpress.compressor.soft.prompt`: blocks of at
+least ``min_block_tokens`` decoder tokens become concept embeddings, the instruction and the
+question stay tokens), the frozen decoder answers greedily, and the row records the positions it
+was fed against the positions the prompt takes as tokens.
+
+`soft_tokens` is the same decoder, same precision, reading the whole prompt as tokens: the fair
+reference for `soft`, since the run's reader (llama.cpp on the GGUF) is another build of the model.
+Both names share one loaded model per (weights, precision).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from .longbench import Prompt
+from .reader import Generation, ReaderError
+
+_LOADED: dict[tuple[str | None, str], Any] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def load_soft(weights: str | None, precision: str) -> Any:
+    """One `SoftCompressor` per (weights, precision) in this process (the decoder is ~2 GB in fp32)."""
+    with _LOAD_LOCK:
+        key = (weights, precision)
+        if key not in _LOADED:
+            from promptpress.cache import open_cache
+            from promptpress.compressor.soft.engine import SoftCompressor
+
+            _LOADED[key] = SoftCompressor.from_pretrained(
+                weights, precision=precision, cache=open_cache("memory://")
+            )
+        return _LOADED[key]
+
+
+class SoftReader:
+    """Answers a run's prompts with the soft compressor's decoder (`compress=False`: all tokens)."""
+
+    prompt_cache: bool | None = None  # no server, no prompt-cache field
+
+    def __init__(self, soft: Any, *, compress: bool = True, min_block_tokens: int = 64, name: str = "soft"):
+        self.soft = soft
+        self.compress = compress
+        self.min_block_tokens = min_block_tokens
+        config = soft.encoder.config
+        self.model: str = f"{name}:{config.decoder}"
+        self._lock = threading.Lock()  # one generation at a time (one decoder)
+
+    def pieces(self, prompt: Prompt) -> list[Any]:
+        from promptpress.compressor.soft.prompt import Context, chat_pieces, split_blocks
+
+        minimum = self.min_block_tokens if self.compress else None
+        if prompt.chat:
+            return chat_pieces(self.soft.tokenizer, [{"role": "user", "content": prompt.text}], minimum)
+        parts: list[Any] = split_blocks(prompt.text)  # a completion prompt: no chat template
+        if minimum is not None:
+            for i in range(0, len(parts), 2):
+                ids = self.soft.tokenizer(parts[i], add_special_tokens=False)["input_ids"]
+                if parts[i].strip() and len(ids) >= minimum:
+                    parts[i] = Context(parts[i])
+        return [p for p in parts if p]
+
+    def generate(self, prompt: Prompt) -> Generation:
+        with self._lock:
+            start = time.perf_counter()
+            first: list[float] = []
+
+            def on_token(_token: int) -> bool:
+                if not first:
+                    first.append(time.perf_counter())
+                return False
+
+            try:
+                soft_prompt = self.soft.prompt_pieces(self.pieces(prompt))
+                out = self.soft.generate_prompt(soft_prompt, prompt.max_new_tokens, on_token)
+            except (ValueError, RuntimeError) as exc:  # e.g. a prompt longer than the decoder's context
+                raise ReaderError(f"{self.model}: {exc}") from exc
+            end = time.perf_counter()
+        return Generation(
+            text=out.text,
+            generation_ms=(end - start) * 1000,
+            ttft_ms=(first[0] - start) * 1000 if first else None,
+            prompt_tokens=out.prompt_positions,
+            completion_tokens=len(out.token_ids),
+            uncompressed_prompt_tokens=out.original_positions,
+        )
+
+
+def soft_method(kind: str, weights: str | None, *, precision: str = "fp32") -> Any:
+    """The `soft` / `soft_tokens` method (`Method` with its own reader and fixed rate)."""
+    from .methods import Method
+
+    soft = load_soft(weights, precision)
+    name = kind if weights is None else f"{kind}:{weights}"
+    if kind == "soft_tokens":
+        return Method(name, None, reader=SoftReader(soft, compress=False, name=name), fixed_rate=1.0)
+    rate = 1.0 / float(soft.encoder.config.rate)
+    return Method(name, None, reader=SoftReader(soft, name=name), fixed_rate=rate)
