@@ -7,6 +7,7 @@ same upstream), and prints latency percentiles, the added latency (proxy minus d
 and the CPU time (user + system, from /proc) the proxy's processes and the upstream spent per request.
 
     python benchmarks/bench_proxy.py --concurrency 50 --requests 10000
+    python benchmarks/bench_proxy.py --floor raw ...   # the same against a bare pass-through
 
 The client is a minimal HTTP/1.1 keep-alive client on asyncio streams so that it measures the
 servers, not itself. Everything shares the machine's cores: latencies need a quiet machine; the CPU
@@ -214,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=500, help="unmeasured requests per target first")
     parser.add_argument("--proxy-workers", type=int, default=1, help="uvicorn worker processes of the proxy")
     parser.add_argument("--log-level", default="warning", help="proxy log level (info logs every request)")
+    parser.add_argument(
+        "--floor",
+        choices=["httpx", "aiohttp", "raw"],
+        default=None,
+        help="measure a bare pass-through of benchmarks/floor_proxy.py instead of promptpress serve "
+        "(httpx.AsyncClient, aiohttp.ClientSession, or raw: hand-written HTTP/1.1 on asyncio streams)",
+    )
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.requests < args.concurrency or args.rounds < 1:
         parser.error("need concurrency >= 1, requests >= concurrency, rounds >= 1")
@@ -223,14 +231,21 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         upstream = start("promptpress.service.mock_upstream:create_mock_upstream", upstream_port, {}, 1)
         stack.callback(upstream.terminate)
-        proxy = start_proxy(proxy_port, upstream_url, args.log_level, args.proxy_workers)
+        if args.floor:
+            here = os.path.dirname(os.path.abspath(__file__))
+            env = {"PROMPTPRESS_BENCH_UPSTREAM": upstream_url, "PYTHONPATH": here}
+            factory = f"create_{args.floor}_proxy"
+            proxy = start(f"floor_proxy:{factory}", proxy_port, env, args.proxy_workers)
+        else:
+            proxy = start_proxy(proxy_port, upstream_url, args.log_level, args.proxy_workers)
         stack.callback(proxy.terminate)
         wait_ready(f"http://127.0.0.1:{upstream_port}/v1/models", upstream)
         wait_ready(f"http://127.0.0.1:{proxy_port}/healthz", proxy)
         path = "/v1/chat/completions"
         print(
             f"concurrency={args.concurrency} requests={args.requests} per target, {args.rounds} round(s), "
-            f"proxy workers={args.proxy_workers}, cpus={os.cpu_count()}, load average {_loadavg()}"
+            f"proxy workers={args.proxy_workers}{f' (floor_proxy.py {args.floor})' if args.floor else ''}, "
+            f"cpus={os.cpu_count()}, load average {_loadavg()}"
         )
         asyncio.run(load(upstream_port, path, args.concurrency, args.warmup))
         asyncio.run(load(proxy_port, path, args.concurrency, args.warmup))
