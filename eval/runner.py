@@ -139,6 +139,12 @@ def _compress(method: Method, rate: float, context: str) -> _Compressed:
     return _Compressed(result.compressed_text, result.original_tokens, result.compressed_tokens, ms)
 
 
+def context_id(sample: Sample) -> str:
+    """The context a sample is asked on: the dataset's own id (squad_longdoc) or a hash of the text."""
+    given = sample.extra.get("context_id")
+    return str(given) if given else hashlib.sha256(sample.context.encode()).hexdigest()[:16]
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
@@ -296,6 +302,7 @@ class Runner:
             "prompt_cache": reader.prompt_cache,
             "reader": reader.model,
             "length": sample.length,
+            "context_id": context_id(sample),
         }
         try:
             gen = reader.generate(prompt)

@@ -75,6 +75,16 @@ def test_bootstrap_interval() -> None:
     assert wide[0] < low and wide[1] > high
     low99, high99 = bootstrap_ci(scores, level=0.99)
     assert low99 < low and high99 > high
+    # 10 contexts of 10 questions each, all right or all wrong on a context: 10 independent draws,
+    # as wide as 10 samples, not as narrow as 100
+    by_context = [1.0] * 30 + [0.0] * 70
+    clusters = [i // 10 for i in range(100)]
+    clustered = bootstrap_ci(by_context, clusters=clusters)
+    assert clustered[0] < low - 0.05 and clustered[1] > high + 0.05
+    assert abs(clustered[0] - wide[0]) < 0.05 and abs(clustered[1] - wide[1]) < 0.05
+    assert bootstrap_ci(scores, clusters=list(range(100))) == (low, high)  # one per cluster: as before
+    with pytest.raises(ValueError, match="cluster ids"):
+        bootstrap_ci(scores, clusters=[0, 1])
 
 
 def test_header_names_every_command_of_a_run(tmp_path: Path) -> None:
