@@ -156,8 +156,14 @@ def _reader_endpoint(args: argparse.Namespace) -> Iterator[tuple[str, str, str |
     backend = LocalBackend(
         model=args.reader_model, ctx_size=args.ctx_size * slots, threads=args.threads, parallel=slots
     )
-    with backend:
+    backend.start()
+    try:
         yield backend.base_url, backend.model_name, None, args.ctx_size
+    except KeyboardInterrupt:
+        backend.stop(timeout=2.0)  # the request in flight is abandoned: no graceful wait for it
+        raise
+    finally:
+        backend.stop()
 
 
 @contextlib.contextmanager

@@ -67,8 +67,10 @@ class OpenAIReader:
         self.extra_body = dict(extra_body or {})
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=30.0), headers=headers)
+        self._closed = False
 
     def close(self) -> None:
+        self._closed = True  # a request still in flight (a stopped run) fails without retrying
         self._client.close()
 
     def __enter__(self) -> OpenAIReader:
@@ -113,6 +115,8 @@ class OpenAIReader:
                     ) from exc
             except (httpx.TransportError, json.JSONDecodeError) as exc:
                 last = exc
+            if self._closed:
+                break
             time.sleep(min(2**attempt, 10))
         raise ReaderError(f"{url}: failed after {self.retries + 1} attempts: {last!r}") from last
 
