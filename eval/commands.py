@@ -73,7 +73,7 @@ def _add_run(sub: Any) -> None:
         "--datasets", type=_csv, required=True, help="comma-separated, e.g. multi_news,squad_longdoc"
     )
     p.add_argument("--methods", type=_csv, default=_csv("none,truncate,random,classifier"),
-                   help="none, truncate, truncate_head_tail, random, surprisal[:LM], classifier[:MODEL], "
+                   help="none, truncate, truncate_head_tail, random, surprisal[:LM], classifier[:MODEL], classifier_qa[:MODEL], "
                         "soft[:WEIGHTS], soft_tokens[:WEIGHTS], module:attr")  # fmt: skip
     p.add_argument("--rates", type=_rates, default=[1.0, 0.5, 0.33, 0.2], help="fractions of tokens kept")
     p.add_argument("--out", type=Path, required=True, help="run directory (results.jsonl, run.json, report)")

@@ -5,6 +5,8 @@
 - `surprisal` or `surprisal:MODEL`: words ranked by a causal LM's self-information (the token
   classifier's teacher; default LM: the packaged Qwen2.5-Coder-0.5B, slow on a CPU);
 - `classifier` or `classifier:MODEL`: the token-classification compressor (`load_compressor`);
+- `classifier_qa[:MODEL]`: the same behind a question-aware budget (paragraphs share the context's
+  budget by embedding relevance to the question: `query_aware`);
 - `soft` or `soft:WEIGHTS`: the segment-wise soft compressor (shipped or trained weights); its
   reader is its own decoder fed concept embeddings in place of the context, at rate 1/C;
   `soft_tokens[:WEIGHTS]` is that same decoder reading the whole prompt as tokens, the reference
@@ -36,6 +38,7 @@ BUILTIN = (
     "random",
     "surprisal",
     "classifier",
+    "classifier_qa",
     "soft",
     "soft_tokens",
 )
@@ -54,6 +57,11 @@ class Method:
     # embeddings): the runner asks it instead of the run's reader, at its own fixed rate
     reader: Reader | None = None
     fixed_rate: float | None = None
+
+    @property
+    def question_aware(self) -> bool:
+        """It compresses each context for one question (`compress_for_question(context, question, rate)`)."""
+        return hasattr(self.compressor, "compress_for_question")
 
 
 class CallableCompressor:
@@ -146,6 +154,13 @@ def make_method(
 
         model = spec.partition(":")[2] or None
         return Method(spec, load_compressor(model, backend=classifier_backend))
+    if spec == "classifier_qa" or spec.startswith("classifier_qa:"):
+        from promptpress.compressor import load_compressor  # type: ignore[attr-defined]
+
+        from .query_aware import QueryAwareCompressor
+
+        model = spec.partition(":")[2] or None
+        return Method(spec, QueryAwareCompressor(load_compressor(model, backend=classifier_backend)))
     if spec in _REGISTRY:
         return Method(spec, _from_object(_REGISTRY[spec], spec))
     head, _, weights = spec.partition(":")

@@ -113,15 +113,16 @@ class _CompressionMemo:
     lock: threading.Lock = field(default_factory=threading.Lock)
     method_locks: dict[str, threading.Lock] = field(default_factory=dict)
 
-    def get(self, method: Method, rate: float, context: str) -> _Compressed:
-        key = (method.name, rate, hashlib.sha256(context.encode()).hexdigest())
+    def get(self, method: Method, rate: float, context: str, question: str | None = None) -> _Compressed:
+        text = context if question is None else f"{context}\x00{question}"
+        key = (method.name, rate, hashlib.sha256(text.encode()).hexdigest())
         with self.lock:
             method_lock = self.method_locks.setdefault(method.name, threading.Lock())
             if key in self.items:
                 self.items.move_to_end(key)
                 return replace(self.items[key], reused=True)
         with method_lock:  # one compression at a time per method (models are not re-entrant)
-            value = _compress(method, rate, context)
+            value = _compress(method, rate, context, question)
         with self.lock:
             self.items[key] = value
             while len(self.items) > self.size:
@@ -129,12 +130,15 @@ class _CompressionMemo:
         return value
 
 
-def _compress(method: Method, rate: float, context: str) -> _Compressed:
+def _compress(method: Method, rate: float, context: str, question: str | None = None) -> _Compressed:
     if method.compressor is None or rate >= 1.0:
         tokens = count_tokens(context)
         return _Compressed(context, tokens, tokens, 0.0)
     start = time.perf_counter()
-    result = method.compressor.compress(context, CompressOptions(rate=rate))
+    if question is not None:
+        result = method.compressor.compress_for_question(context, question, rate)  # type: ignore[attr-defined]
+    else:
+        result = method.compressor.compress(context, CompressOptions(rate=rate))
     ms = (time.perf_counter() - start) * 1000
     return _Compressed(result.compressed_text, result.original_tokens, result.compressed_tokens, ms)
 
@@ -274,7 +278,8 @@ class Runner:
     def _run_one(self, task: _Task) -> dict[str, Any]:
         sample = task.sample
         try:
-            compressed = self.memo.get(task.method, task.rate, sample.context)
+            question = sample.input if task.method.question_aware else None
+            compressed = self.memo.get(task.method, task.rate, sample.context, question)
         except Exception as exc:  # a failing compressor loses this sample, not the run
             return {**self._key_row(task), "error": f"compression failed: {exc!r}"[:1000]}
         config = dataset_config(sample.dataset)

@@ -1,0 +1,58 @@
+"""`classifier_qa`: the paragraphs of a context share its budget by relevance to the question."""
+
+from __future__ import annotations
+
+import pytest
+
+from promptpress.compressor.tokens import count_tokens
+from promptpress.eval import methods as mt
+from promptpress.eval.runner import _CompressionMemo
+
+# three paragraphs on unrelated subjects (written for this test)
+PARAGRAPHS = [
+    "The Rhine rises in the Swiss Alps and flows north through Germany and the Netherlands before it "
+    "reaches the North Sea near Rotterdam. Barges carry coal, grain and containers along most of its "
+    "length, and Duisburg on its lower course has one of the largest inland ports in the world.",
+    "Sourdough bread is leavened by a starter of wild yeast and lactic acid bacteria instead of baker's "
+    "yeast. The starter is fed with flour and water every day, and a long, cool fermentation gives the "
+    "loaf its sour taste and open crumb.",
+    "The violin has four strings tuned in perfect fifths, and its bow is strung with horsehair coated "
+    "in rosin. Stradivari built his most famous instruments in Cremona in the early eighteenth century.",
+]
+CONTEXT = "\n\n".join(PARAGRAPHS)
+QUESTION = "Which port on the Rhine is one of the largest inland ports?"
+
+
+@pytest.fixture(scope="module")
+def method() -> mt.Method:
+    return mt.make_method("classifier_qa")
+
+
+def test_the_relevant_paragraph_keeps_more_of_its_words(method: mt.Method) -> None:
+    assert method.question_aware and not mt.make_method("truncate").question_aware
+    result = method.compressor.compress_for_question(CONTEXT, QUESTION, 0.4)  # type: ignore[union-attr]
+    assert len(result.contexts) == 3
+    shares = [c.compressed_tokens / c.original_tokens for c in result.contexts]
+    assert shares[0] > 0.6 and shares[0] > 2 * max(shares[1:])
+    assert "Duisburg" in result.compressed_text
+    total = sum(count_tokens(p) for p in PARAGRAPHS)
+    assert abs(result.compressed_tokens - 0.4 * total) <= 0.1 * total
+
+
+def test_one_paragraph_or_no_question_is_the_plain_classifier(method: mt.Method) -> None:
+    plain = mt.make_method("classifier").compressor
+    assert plain is not None and method.compressor is not None
+    one = PARAGRAPHS[0]
+    qa = method.compressor.compress_for_question(one, QUESTION, 0.5)  # type: ignore[attr-defined]
+    assert qa.compressed_text == plain.compress(one, rate=0.5).compressed_text
+    blind = method.compressor.compress_for_question(CONTEXT, " ", 0.5)  # type: ignore[attr-defined]
+    assert blind.compressed_text == plain.compress(CONTEXT, rate=0.5).compressed_text
+
+
+def test_compressions_are_reused_per_question(method: mt.Method) -> None:
+    memo = _CompressionMemo()
+    first = memo.get(method, 0.4, CONTEXT, QUESTION)
+    again = memo.get(method, 0.4, CONTEXT, QUESTION)
+    other = memo.get(method, 0.4, CONTEXT, "How is sourdough bread leavened?")
+    assert not first.reused and again.reused and again.text == first.text
+    assert not other.reused and other.text != first.text
