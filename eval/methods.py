@@ -21,7 +21,7 @@ import importlib
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from promptpress.compressor.options import CompressOptions, Compressor
 from promptpress.compressor.result import CompressionResult, ContextResult
@@ -45,6 +45,13 @@ BUILTIN = (
 _REGISTRY: dict[str, Callable[[], Compressor]] = {}
 
 
+@runtime_checkable
+class QuestionAware(Protocol):
+    """A compressor that compresses a context for one question (`classifier_qa`)."""
+
+    def compress_for_question(self, context: str, question: str, rate: float) -> CompressionResult: ...
+
+
 class MethodError(ValueError):
     """A method name that cannot be resolved."""
 
@@ -61,7 +68,7 @@ class Method:
     @property
     def question_aware(self) -> bool:
         """It compresses each context for one question (`compress_for_question(context, question, rate)`)."""
-        return hasattr(self.compressor, "compress_for_question")
+        return isinstance(self.compressor, QuestionAware)
 
 
 class CallableCompressor:

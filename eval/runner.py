@@ -28,7 +28,7 @@ from promptpress.compressor.options import CompressOptions
 from promptpress.compressor.tokens import count_tokens
 
 from .longbench import Sample, Tokenizer, build_prompt, dataset_config, load_dataset
-from .methods import NONE, Method
+from .methods import NONE, Method, QuestionAware
 from .metrics import answer_kept, score_sample
 from .reader import Reader, ReaderError
 
@@ -135,8 +135,8 @@ def _compress(method: Method, rate: float, context: str, question: str | None = 
         tokens = count_tokens(context)
         return _Compressed(context, tokens, tokens, 0.0)
     start = time.perf_counter()
-    if question is not None:
-        result = method.compressor.compress_for_question(context, question, rate)  # type: ignore[attr-defined]
+    if question is not None and isinstance(method.compressor, QuestionAware):
+        result = method.compressor.compress_for_question(context, question, rate)
     else:
         result = method.compressor.compress(context, CompressOptions(rate=rate))
     ms = (time.perf_counter() - start) * 1000

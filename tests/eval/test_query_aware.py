@@ -30,7 +30,8 @@ def method() -> mt.Method:
 
 def test_the_relevant_paragraph_keeps_more_of_its_words(method: mt.Method) -> None:
     assert method.question_aware and not mt.make_method("truncate").question_aware
-    result = method.compressor.compress_for_question(CONTEXT, QUESTION, 0.4)  # type: ignore[union-attr]
+    assert isinstance(method.compressor, mt.QuestionAware)
+    result = method.compressor.compress_for_question(CONTEXT, QUESTION, 0.4)
     assert len(result.contexts) == 3
     shares = [c.compressed_tokens / c.original_tokens for c in result.contexts]
     assert shares[0] > 0.6 and shares[0] > 2 * max(shares[1:])
