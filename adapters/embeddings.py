@@ -11,33 +11,12 @@ embedding model of a vector store::
 from __future__ import annotations
 
 import asyncio
-import threading
-from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
+from promptpress.compressor.query_aware import DEFAULT_EMBEDDING_MODEL, sentence_embedder
+
 __all__ = ["DEFAULT_EMBEDDING_MODEL", "LocalEmbeddings"]
-
-DEFAULT_EMBEDDING_MODEL = "package:all-minilm-l6-v2"
-
-_lock = threading.Lock()
-_models: dict[str, tuple[Any, threading.Lock]] = {}  # spec -> (SentenceTransformer, its call lock)
-
-
-def _load(spec: str) -> tuple[Any, threading.Lock]:
-    with _lock:
-        if spec not in _models:
-            try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError as exc:  # pragma: no cover - depends on the environment
-                raise ImportError(
-                    "LocalEmbeddings needs sentence-transformers: pip install 'promptpress[langchain]'"
-                ) from exc
-            from promptpress.compressor import resolve
-
-            model = SentenceTransformer(str(resolve(spec)), device="cpu")
-            _models[spec] = (model, threading.Lock())
-        return _models[spec]
 
 
 class LocalEmbeddings(Embeddings):
@@ -63,14 +42,7 @@ class LocalEmbeddings(Embeddings):
         bad = sorted({type(t).__name__ for t in texts if not isinstance(t, str)})
         if bad:
             raise TypeError(f"texts must be strings, got {', '.join(bad)}")
-        if not texts:
-            return []
-        model, call_lock = _load(self.model)
-        with call_lock:  # a fast tokenizer must not be used by two threads at once
-            vectors = model.encode(
-                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
-            )
-        return vectors.astype(float).tolist()
+        return sentence_embedder(self.model, batch_size=self.batch_size)(texts)
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]

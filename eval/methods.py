@@ -6,7 +6,7 @@
   classifier's teacher; default LM: the packaged Qwen2.5-Coder-0.5B, slow on a CPU);
 - `classifier` or `classifier:MODEL`: the token-classification compressor (`load_compressor`);
 - `classifier_qa[:MODEL]`: the same behind a question-aware budget (paragraphs share the context's
-  budget by embedding relevance to the question: `query_aware`);
+  budget by embedding relevance to the question: `promptpress.compressor.query_aware`);
 - `soft` or `soft:WEIGHTS`: the segment-wise soft compressor (shipped or trained weights); its
   reader is its own decoder fed concept embeddings in place of the context, at rate 1/C;
   `soft_tokens[:WEIGHTS]` is that same decoder reading the whole prompt as tokens, the reference
@@ -163,11 +163,10 @@ def make_method(
         return Method(spec, load_compressor(model, backend=classifier_backend))
     if spec == "classifier_qa" or spec.startswith("classifier_qa:"):
         from promptpress.compressor import load_compressor  # type: ignore[attr-defined]
-
-        from .query_aware import QueryAwareCompressor
+        from promptpress.compressor.query_aware import QuestionAwareCompressor
 
         model = spec.partition(":")[2] or None
-        return Method(spec, QueryAwareCompressor(load_compressor(model, backend=classifier_backend)))
+        return Method(spec, QuestionAwareCompressor(load_compressor(model, backend=classifier_backend)))
     if spec in _REGISTRY:
         return Method(spec, _from_object(_REGISTRY[spec], spec))
     head, _, weights = spec.partition(":")

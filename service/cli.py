@@ -85,6 +85,12 @@ def _add_compress(subparsers: argparse._SubParsersAction) -> None:
         "--split", metavar="SEP", help="split the input into several contexts at SEP (e.g. '\\n\\n\\n')"
     )
     p.add_argument(
+        "--question",
+        metavar="TEXT",
+        help="question-aware: the contexts (or the paragraphs of one text) share the budget by "
+        "embedding relevance to TEXT, relevant ones keeping more (needs sentence-transformers)",
+    )
+    p.add_argument(
         "--model",
         default=None,
         help="checkpoint: local path, package:NAME or hub id (default: the shipped model)",
@@ -132,6 +138,7 @@ def _read_input(name: str) -> str:
 def _run_compress(args: argparse.Namespace) -> int:
     text = _read_input(args.file)
     from promptpress.compressor import AssetError, ModelError, OptionsError, load_compressor
+    from promptpress.compressor.options import CompressOptions
 
     contexts: list[str] | str = text.split(_unescape(args.split)) if args.split else text
     cache = None
@@ -144,8 +151,7 @@ def _run_compress(args: argparse.Namespace) -> int:
     except (AssetError, ModelError) as exc:
         raise CLIError(str(exc)) from exc
     try:
-        result = compressor.compress(
-            contexts,
+        options = CompressOptions(
             rate=args.rate,
             target_tokens=args.target_tokens,
             force_tokens=tuple(_unescape(t) for t in args.force),
@@ -154,8 +160,18 @@ def _run_compress(args: argparse.Namespace) -> int:
             budget=args.budget,
             windowing=args.windowing,
             return_words=args.words,
-        )
-    except OptionsError as exc:
+        ).validate()
+        if args.question is not None:
+            if args.budget != "global":
+                raise CLIError("--question needs --budget global (the question sets each context's budget)")
+            from promptpress.compressor.query_aware import QuestionAwareCompressor
+
+            result = QuestionAwareCompressor(compressor).compress_for_question(
+                contexts, args.question, args.rate, options=options
+            )
+        else:
+            result = compressor.compress(contexts, options)
+    except (OptionsError, ImportError) as exc:  # ImportError: --question without sentence-transformers
         raise CLIError(str(exc)) from exc
     if args.json:
         json.dump(result.to_dict(include_words=args.words), sys.stdout, ensure_ascii=False, indent=2)

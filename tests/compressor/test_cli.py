@@ -137,3 +137,18 @@ def test_force_tokens_with_escapes_and_non_ascii(tiny_checkpoint, tmp_path, caps
     out = capsys.readouterr().out
     assert out.count("café") == 6
     assert out.count("fermé.\n") == 6  # the escape decoded, the accent intact
+
+
+def test_question_aware_compression(tmp_path, capsys):
+    from test_query_aware import DOCS
+
+    path = tmp_path / "docs.txt"
+    path.write_text("\n\n".join(DOCS), encoding="utf-8")
+    question = "Who built famous violins in Cremona?"
+    assert main(["compress", str(path), "--rate", "0.4", "--question", question, "--json"]) == 0
+    contexts = json.loads(capsys.readouterr().out)["contexts"]
+    assert len(contexts) == 3  # the paragraphs of the file
+    shares = [c["compressed_tokens"] / c["original_tokens"] for c in contexts]
+    assert shares[2] == max(shares) and shares[2] > 2 * min(shares)
+    assert main(["compress", str(path), "--question", question, "--budget", "window"]) == 2
+    assert "--question needs --budget global" in capsys.readouterr().err

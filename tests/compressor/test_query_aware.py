@@ -1,0 +1,67 @@
+"""Question-aware budgets over a list of contexts, with a given embedding function and the default one."""
+
+from __future__ import annotations
+
+import pytest
+
+from promptpress.compressor import load_compressor
+from promptpress.compressor.options import CompressOptions, OptionsError
+from promptpress.compressor.query_aware import QuestionAwareCompressor, paragraphs
+from promptpress.compressor.tokens import count_tokens
+
+# three short documents on unrelated subjects (written for this test)
+DOCS = [
+    "The Rhine rises in the Swiss Alps and flows north through Germany and the Netherlands before it "
+    "reaches the North Sea near Rotterdam. Duisburg on its lower course has a large inland port.",
+    "Sourdough bread is leavened by a starter of wild yeast and lactic acid bacteria, fed with flour "
+    "and water every day; a long, cool fermentation gives the loaf its sour taste.",
+    "The violin has four strings tuned in perfect fifths, and its bow is strung with horsehair coated "
+    "in rosin. Stradivari built his most famous instruments in Cremona.",
+]
+
+
+@pytest.fixture(scope="module")
+def classifier():  # type: ignore[no-untyped-def]
+    return load_compressor()
+
+
+def test_the_embedding_decides_which_context_keeps_its_words(classifier) -> None:  # type: ignore[no-untyped-def]
+    # a hand-made embedding: the question points at whichever document says "violin"
+    def embed(texts: list[str]) -> list[list[float]]:
+        return [[1.0, 0.0] if ("violin" in t or t.startswith("Q:")) else [0.0, 1.0] for t in texts]
+
+    qa = QuestionAwareCompressor(classifier, embed)
+    result = qa.compress_for_question(DOCS, "Q: which instrument?", 0.4)
+    assert [c.index for c in result.contexts] == [0, 1, 2]
+    shares = [c.compressed_tokens / c.original_tokens for c in result.contexts]
+    assert shares[2] > 0.8 and max(shares[:2]) < 0.3
+    assert "Stradivari" in result.compressed_text
+    total = sum(count_tokens(d) for d in DOCS)
+    assert abs(result.compressed_tokens - 0.4 * total) <= 0.1 * total
+
+
+def test_default_embedding_and_a_token_target(classifier) -> None:  # type: ignore[no-untyped-def]
+    qa = QuestionAwareCompressor(classifier)
+    result = qa.compress_for_question(
+        "\n\n".join(DOCS), "How is sourdough bread leavened?", options=CompressOptions(target_tokens=40)
+    )
+    assert len(result.contexts) == 3  # the paragraphs of one text
+    assert max(result.contexts, key=lambda c: c.compressed_tokens).index == 1
+    assert abs(result.compressed_tokens - 40) <= 8
+
+
+def test_bad_input_is_an_options_error(classifier) -> None:  # type: ignore[no-untyped-def]
+    qa = QuestionAwareCompressor(classifier, lambda texts: [[1.0]] * len(texts))
+    with pytest.raises(OptionsError, match="question must be a string"):
+        qa.compress_for_question(DOCS, None)  # type: ignore[arg-type]
+    with pytest.raises(OptionsError, match="rate must be in"):
+        qa.compress_for_question(DOCS, "q", 1.5)
+    with pytest.raises(OptionsError, match="context_budgets"):
+        qa.compress_for_question(DOCS, "q", options=CompressOptions(context_budgets=(1, 2, 3)))
+    with pytest.raises(ValueError, match="temperature"):
+        QuestionAwareCompressor(classifier, temperature=0)
+
+
+def test_paragraphs() -> None:
+    assert paragraphs("a\n\n  b c \n \n\nd\n") == ["a", "b c", "d"]
+    assert paragraphs("one line\nanother") == ["one line\nanother"]
