@@ -184,6 +184,8 @@ class QuestionAwareCompressor:
         opts = (options or CompressOptions()).with_overrides(rate=rate)
         if opts.context_budgets is not None:
             raise OptionsError("context_budgets are what the question decides; do not pass them")
+        if opts.budget != "global":
+            raise OptionsError("question-aware budgets need budget='global' (each context gets its share)")
         units = paragraphs(context) if isinstance(context, str) else list(context)
         if len(units) < 2 or not question.strip():
             return self.compressor.compress(context, opts)

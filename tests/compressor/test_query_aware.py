@@ -58,6 +58,8 @@ def test_bad_input_is_an_options_error(classifier) -> None:  # type: ignore[no-u
         qa.compress_for_question(DOCS, "q", 1.5)
     with pytest.raises(OptionsError, match="context_budgets"):
         qa.compress_for_question(DOCS, "q", options=CompressOptions(context_budgets=(1, 2, 3)))
+    with pytest.raises(OptionsError, match="budget='global'"):
+        qa.compress_for_question(DOCS, "q", options=CompressOptions(budget="window"))
     with pytest.raises(ValueError, match="temperature"):
         QuestionAwareCompressor(classifier, temperature=0)
 
