@@ -5,7 +5,8 @@ decoder can read. So `--methods soft` brings its own reader (`SoftReader`): the 
 into blocks exactly as the HTTP service does it (`promptpress.compressor.soft.prompt`: blocks of at
 least ``min_block_tokens`` decoder tokens become concept embeddings, the instruction and the
 question stay tokens), the frozen decoder answers greedily, and the row records the positions it
-was fed against the positions the prompt takes as tokens.
+was fed against the positions the prompt takes as tokens. Encoding the context happens inside
+the reader, so its rows show 0 compression ms: the generate ms and TTFT include it.
 
 `soft_tokens` is the same decoder, same precision, reading the whole prompt as tokens: the fair
 reference for `soft`, since the run's reader (llama.cpp on the GGUF) is another build of the model.
