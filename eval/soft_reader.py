@@ -54,18 +54,12 @@ class SoftReader:
         self._lock = threading.Lock()  # one generation at a time (one decoder)
 
     def pieces(self, prompt: Prompt) -> list[Any]:
-        from promptpress.compressor.soft.prompt import Context, chat_pieces, split_blocks
+        from promptpress.compressor.soft.prompt import chat_pieces, text_pieces
 
         minimum = self.min_block_tokens if self.compress else None
         if prompt.chat:
             return chat_pieces(self.soft.tokenizer, [{"role": "user", "content": prompt.text}], minimum)
-        parts: list[Any] = split_blocks(prompt.text)  # a completion prompt: no chat template
-        if minimum is not None:
-            for i in range(0, len(parts), 2):
-                ids = self.soft.tokenizer(parts[i], add_special_tokens=False)["input_ids"]
-                if parts[i].strip() and len(ids) >= minimum:
-                    parts[i] = Context(parts[i])
-        return [p for p in parts if p]
+        return text_pieces(self.soft.tokenizer, prompt.text, minimum)  # a completion prompt
 
     def generate(self, prompt: Prompt) -> Generation:
         with self._lock:

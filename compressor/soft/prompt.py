@@ -49,6 +49,23 @@ def split_blocks(text: str) -> list[str]:
     return _BLANK_LINE.split(text)
 
 
+def is_context_block(tokenizer: object, block: str, min_context_tokens: int) -> bool:
+    """Rule 2 of the module docstring: a block long enough to be read as concept embeddings."""
+    ids = tokenizer(block, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+    return bool(block.strip()) and len(ids) >= min_context_tokens
+
+
+def text_pieces(tokenizer: object, text: str, min_context_tokens: int | None) -> list[Piece]:
+    """A completion prompt (no chat template around it) as pieces, by the same block rule."""
+    parts: list[Piece] = list(split_blocks(text))
+    if min_context_tokens is not None:
+        for i in range(0, len(parts), 2):
+            block = parts[i]
+            if isinstance(block, str) and is_context_block(tokenizer, block, min_context_tokens):
+                parts[i] = Context(block)
+    return [p for p in parts if p]
+
+
 def chat_pieces(
     tokenizer: object,
     messages: Sequence[Mapping[str, str]],
@@ -70,8 +87,7 @@ def chat_pieces(
         if min_context_tokens is not None and message["role"] in roles:
             parts = split_blocks(content)
             for i in range(0, len(parts), 2):
-                ids = tokenizer(parts[i], add_special_tokens=False)["input_ids"]  # type: ignore[operator]
-                if parts[i].strip() and len(ids) >= min_context_tokens:
+                if is_context_block(tokenizer, parts[i], min_context_tokens):
                     contexts.append(parts[i])
                     parts[i] = _MARK.format(len(contexts) - 1)
             content = "".join(parts)
