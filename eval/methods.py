@@ -156,25 +156,20 @@ def make_method(
         return Method(spec, RandomDropCompressor(seed=seed))
     if spec == "surprisal" or spec.startswith("surprisal:"):
         return Method(spec, SurprisalDropCompressor(spec.partition(":")[2] or None))
-    if spec == "classifier" or spec.startswith("classifier:"):
-        from promptpress.compressor import load_compressor  # type: ignore[attr-defined]
-
-        model = spec.partition(":")[2] or None
-        return Method(spec, load_compressor(model, backend=classifier_backend))
-    if spec == "classifier_qa" or spec.startswith("classifier_qa:"):
+    head, _, model_spec = spec.partition(":")
+    if head in ("classifier", "classifier_qa"):
         from promptpress.compressor import load_compressor  # type: ignore[attr-defined]
         from promptpress.compressor.query_aware import QuestionAwareCompressor
 
-        model = spec.partition(":")[2] or None
-        return Method(spec, QuestionAwareCompressor(load_compressor(model, backend=classifier_backend)))
+        classifier = load_compressor(model_spec or None, backend=classifier_backend)
+        return Method(spec, classifier if head == "classifier" else QuestionAwareCompressor(classifier))
     if spec in _REGISTRY:
         return Method(spec, _from_object(_REGISTRY[spec], spec))
-    head, _, weights = spec.partition(":")
     if head in ("soft", "soft_tokens"):
         from .soft_reader import soft_method
 
         try:
-            return soft_method(head, weights or None, precision=soft_precision)
+            return soft_method(head, model_spec or None, precision=soft_precision)
         except (OSError, ValueError, ImportError) as exc:
             raise MethodError(f"{spec}: cannot load the soft compressor: {exc}") from exc
     name, sep, path = spec.partition("=")
