@@ -84,12 +84,12 @@ def bootstrap_ci(
     data = np.asarray(values, dtype=np.float64)
     if data.size == 0:
         return (0.0, 0.0)
+    if clusters is not None and len(clusters) != data.size:
+        raise ValueError(f"{len(clusters)} cluster ids for {data.size} values")
     rng = np.random.default_rng(seed)
     if clusters is None or len(set(clusters)) == data.size:
         means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
     else:
-        if len(clusters) != data.size:
-            raise ValueError(f"{len(clusters)} cluster ids for {data.size} values")
         index = {c: i for i, c in enumerate(dict.fromkeys(clusters))}
         ids = np.asarray([index[c] for c in clusters])
         sums = np.bincount(ids, weights=data)
