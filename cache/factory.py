@@ -149,7 +149,10 @@ def _redis_backend() -> Any:
     try:
         from . import redis_backend
     except ImportError as exc:
-        raise ImportError(f"a Redis cache needs redis-py: pip install 'promptpress[redis]' ({exc})") from exc
+        raise ImportError(
+            f"the Redis cache needs the 'redis' extra ({exc.name or 'redis'} is not installed): "
+            "pip install -e '.[redis]' in a clone, or pip install 'promptpress[redis]'"
+        ) from exc
     return redis_backend
 
 

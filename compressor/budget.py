@@ -71,7 +71,7 @@ def select_global(
     *,
     postprocess: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
     tolerance: float = 0.02,
-    max_rounds: int = 6,
+    max_rounds: int = 16,
 ) -> list[np.ndarray]:
     """Keep the most probable units of all contexts within `budget` tokens.
 
@@ -90,11 +90,12 @@ def select_global(
     forced_tokens = int(counts[forced].sum())
     splits = np.cumsum(sizes)[:-1]
 
-    def masks_for(n_free: int) -> list[np.ndarray]:
+    def masks_for(n_free: int) -> tuple[list[np.ndarray], int]:
         keep = forced.copy()
         keep[order[:n_free]] = True
         masks = np.split(keep, splits)
-        return postprocess(masks) if postprocess else masks
+        masks = postprocess(masks) if postprocess else masks
+        return masks, measure(masks)
 
     def n_for(tokens: float) -> int:
         k = int(np.searchsorted(cumulative, tokens, side="right"))
@@ -102,22 +103,51 @@ def select_global(
             k += 1
         return min(k, len(order))
 
+    return _search(len(order), n_for, masks_for, budget, forced_tokens, tolerance, max_rounds)
+
+
+def _search(
+    n: int,
+    n_for: Callable[[float], int],
+    measure_k: Callable[[int], tuple[list[np.ndarray], int]],
+    budget: int,
+    forced_tokens: int,
+    tolerance: float,
+    max_rounds: int,
+) -> list[np.ndarray]:
+    """Find how many free units to keep so the rendered text meets `budget`: a first guess from the
+    units' own token counts, rescaled while only one side of the budget is known, then regula falsi
+    inside the bracket (joining words changes the count by more than the words' own tokens, so a
+    plain correction by the error can oscillate around the target)."""
     desired = float(budget - forced_tokens)
+    k = n_for(desired) if desired > 0 else 0
+    below: tuple[int, int] | None = None  # (k, tokens) with tokens <= budget
+    above: tuple[int, int] | None = None
     best: tuple[float, list[np.ndarray]] | None = None
-    seen: set[int] = set()
+    tried: set[int] = set()
     for _ in range(max_rounds):
-        k = n_for(desired) if desired > 0 else 0
-        if k in seen:
-            break
-        seen.add(k)
-        masks = masks_for(k)
-        actual = measure(masks)
+        tried.add(k)
+        masks, actual = measure_k(k)
         error = actual - budget
         if best is None or abs(error) < best[0]:
             best = (abs(error), masks)
-        if abs(error) <= tolerance * budget or (k == 0 and error > 0) or (k == len(order) and error < 0):
+        if abs(error) <= tolerance * budget or (k == 0 and error > 0) or (k == n and error < 0):
             break
-        desired -= error
+        if error < 0 and (below is None or k > below[0]):
+            below = (k, actual)
+        elif error > 0 and (above is None or k < above[0]):
+            above = (k, actual)
+        if below is not None and above is not None:
+            if above[0] - below[0] <= 1:
+                break
+            slope = (above[0] - below[0]) / max(above[1] - below[1], 1)
+            k = below[0] + round((budget - below[1]) * slope)
+            k = min(max(k, below[0] + 1), above[0] - 1)
+        else:
+            desired = max(desired * budget / max(actual, 1), 0.0)
+            k = n_for(desired)
+        if k in tried:
+            break
     assert best is not None
     return best[1]
 

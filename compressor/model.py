@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import assets
+from .quiet import quiet_transformers
 
 log = logging.getLogger("promptpress.compressor")
 
@@ -49,7 +49,6 @@ def load_token_classifier(
 ) -> LoadedModel:
     import torch
     from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     spec = os.fspath(spec)
     path = assets.resolve(spec)
@@ -64,12 +63,8 @@ def load_token_classifier(
         raise ModelError(
             f"{spec!r} has {config.num_labels} labels; a keep/drop classifier needs 2 (1 = keep)"
         )
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
     try:
-        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
-            warnings.simplefilter("ignore")
+        with quiet_transformers(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(HEAD_SEED)
             model, info = AutoModelForTokenClassification.from_pretrained(
                 path,
@@ -80,9 +75,6 @@ def load_token_classifier(
             tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as exc:
         raise ModelError(f"cannot load {spec!r} as a token classifier: {type(exc).__name__}: {exc}") from exc
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
     if not getattr(tokenizer, "is_fast", False) or not hasattr(tokenizer, "backend_tokenizer"):
         raise ModelError(f"{spec!r} has no fast tokenizer (tokenizer.json); one is required for word offsets")
     missing_head = any(k.startswith("classifier") for k in info.get("missing_keys", []))

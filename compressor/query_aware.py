@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .options import CompressOptions, Compressor, OptionsError
+from .quiet import quiet_transformers
 from .result import CompressionResult
 from .tokens import count_tokens
 
@@ -61,7 +62,9 @@ def load_sentence_model(spec: str = DEFAULT_EMBEDDING_MODEL) -> tuple[Any, threa
                 ) from exc
             from .assets import resolve
 
-            model = SentenceTransformer(str(resolve(spec)), device="cpu")
+            path = str(resolve(spec))
+            with quiet_transformers():
+                model = SentenceTransformer(path, device="cpu")
             _models[spec] = (model, threading.Lock())
         return _models[spec]
 

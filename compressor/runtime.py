@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from .assets import cache_dir
+from .extras import require
 from .model import LoadedModel
 
 BackendName = Literal["torch", "int8", "onnx", "onnx-int8"]
@@ -194,5 +195,6 @@ def make_runtime(loaded: LoadedModel, backend: str = "torch", threads: int | Non
     if backend == "int8":
         return TorchInt8Runtime(loaded.model, threads)
     if backend in ("onnx", "onnx-int8"):
+        require(f"the {backend} backend", "fast")
         return OnnxRuntime(loaded, quantize=backend == "onnx-int8", threads=threads)
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

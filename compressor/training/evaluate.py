@@ -34,10 +34,6 @@ def load_model(spec: str | os.PathLike[str]) -> Any:
     from .. import load_compressor
 
     text = os.fspath(spec)
-    if text.startswith("builtin:"):
-        from .package import materialize
-
-        return load_compressor(materialize(text[len("builtin:") :]))
     path = Path(text)
     if (path / "final" / "config.json").is_file():
         path = path / "final"

@@ -4,7 +4,7 @@ The instruction is LLMLingua-2's (its Figure 1). The answer is split into words 
 encoder word rule as the original and aligned back onto it (`align`); the window's quality
 (variation rate, alignment gap) travels with the labels so bad windows can be filtered.
 Works with OpenAI (``--teacher-url https://api.openai.com/v1 --teacher-model gpt-4o``, key in
-``OPENAI_API_KEY``) or the local llama.cpp server (`promptpress.service.backend.LocalBackend`).
+``OPENAI_API_KEY``) or the local llama.cpp server (`promptpress.compressor.llamacpp.LocalBackend`).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def test_chain_against_the_local_backend(paragraphs, compressor):
     """prompt | compressor | ChatOpenAI on the packaged Qwen2.5-0.5B served by llama.cpp."""
     from langchain_openai import ChatOpenAI
 
-    from promptpress.service.backend import LocalBackend
+    from promptpress.compressor.llamacpp import LocalBackend
 
     context = "\n\n".join(d.page_content for d in paragraphs[:3])
     prompt = ChatPromptTemplate.from_messages(

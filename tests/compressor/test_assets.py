@@ -64,8 +64,9 @@ def test_missing_package_is_named():
     asset = PackagedGGUF(
         "x", ("some-missing-dist==1.0",), (("no_such_module_xyz", "a.bin"),), "0" * 64, "x.gguf", ""
     )
-    with pytest.raises(AssetError, match=re.escape("pip install some-missing-dist==1.0")):
+    with pytest.raises(AssetError, match=re.escape("some-missing-dist==1.0")) as info:
         asset.resolve()
+    assert "pip install -e '.[models]'" in str(info.value)  # packaged decoders come with the models extra
 
 
 @pytest.mark.parametrize(
@@ -105,7 +106,7 @@ def test_tiktoken_works_offline_from_packaged_files(tmp_path):
 
 
 def test_builtin_specs_rebuild_shipped_models_offline():
-    from promptpress.compressor.training.package import available
+    from promptpress.compressor.builtin import available
 
     names = available()
     assert "minilm-qmsum-v0" in names

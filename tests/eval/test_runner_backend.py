@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from promptpress.eval.commands import main
 from promptpress.eval.longbench import Prompt
 from promptpress.eval.methods import parse_methods
 from promptpress.eval.reader import Generation, OpenAIReader
 from promptpress.eval.runner import RESULTS, RunConfig, Runner, read_results, row_key
+from promptpress.service.cli import main
 
 pytestmark = [pytest.mark.backend, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def backend() -> Iterator[object]:
-    from promptpress.service.backend import LocalBackend
+    from promptpress.compressor.llamacpp import LocalBackend
 
     with LocalBackend(ctx_size=1024, threads=2) as running:
         yield running

@@ -10,7 +10,7 @@ import openai
 import pytest
 from service_helpers import LONG_TEXT, openai_client
 
-from promptpress.service.backend import BackendError, LocalBackend
+from promptpress.compressor.llamacpp import BackendError, LocalBackend
 
 pytestmark = [pytest.mark.backend, pytest.mark.slow]
 

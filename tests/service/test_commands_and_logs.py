@@ -19,7 +19,7 @@ from promptpress.service.serving import ServerThread, free_port
 
 SERVE = (
     "import argparse, sys\n"
-    "from promptpress.service.commands import register\n"
+    "from promptpress.service.cli.serve import register\n"
     "parser = argparse.ArgumentParser(prog='promptpress')\n"
     "register(parser.add_subparsers())\n"
     "args = parser.parse_args(sys.argv[1:])\n"

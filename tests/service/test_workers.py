@@ -16,7 +16,7 @@ import httpx
 import pytest
 from service_helpers import LONG_TEXT
 
-from promptpress.service.commands import _environment, _shared_metrics_directory
+from promptpress.service.cli.serve import _environment, _shared_metrics_directory
 from promptpress.service.serving import free_port
 
 CLI = "import sys; from promptpress.service.cli import main; sys.exit(main(sys.argv[1:]))"

@@ -5,11 +5,11 @@ import pytest
 import torch
 from soft_helpers import ALICE, make_tiny_decoder
 
-from promptpress.compressor.soft.commands import register
 from promptpress.compressor.soft.data import QAExample, clean_turn, qmsum_examples, read_meeting
 from promptpress.compressor.soft.model import ConceptEncoder, SoftConfig
 from promptpress.compressor.soft.prompt import ChatLayout
 from promptpress.compressor.soft.train import TrainConfig, distill_loss, prepare, train
+from promptpress.service.cli.soft import register
 
 EXAMPLES = [
     QAExample(
@@ -110,4 +110,4 @@ def test_train_soft_command_is_registered():
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
     args = parser.parse_args(["train-soft", "--out", "x", "--steps", "3"])
-    assert args.steps == 3 and args.segment_tokens == 20 and callable(args.func)
+    assert args.steps == 3 and args.segment_tokens == 20 and callable(args.handler)

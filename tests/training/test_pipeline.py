@@ -150,7 +150,8 @@ def test_training_loss_falls_and_resume_is_exact(labelled, tiny_encoder, tmp_pat
 
 def test_exported_weights_rebuild_the_model_offline(labelled, tiny_encoder, tmp_path, monkeypatch):
     from promptpress.compressor import load_compressor
-    from promptpress.compressor.training.package import export, materialize
+    from promptpress.compressor.builtin import materialize
+    from promptpress.compressor.training.package import export
 
     run = tmp_path / "run"
     fit(labelled, _config(run, tiny_encoder, steps=6), progress=False)

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from promptpress.compressor.extras import require
+
 DEFAULT_DATA = "../shared/data/qmsum-train"
 
 
@@ -37,18 +39,19 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_train_soft)
+    p.set_defaults(handler=run_train_soft)
     return p
 
 
 def run_train_soft(args: argparse.Namespace) -> int:
+    require("promptpress train-soft", "train", "soft")
     import torch
 
-    from ..assets import DEFAULT_DECODER
-    from .data import qmsum_examples
-    from .decoder import load_decoder
-    from .model import ConceptEncoder, SoftConfig
-    from .train import TrainConfig, train
+    from promptpress.compressor.assets import DEFAULT_DECODER
+    from promptpress.compressor.soft.data import qmsum_examples
+    from promptpress.compressor.soft.decoder import load_decoder
+    from promptpress.compressor.soft.model import ConceptEncoder, SoftConfig
+    from promptpress.compressor.soft.train import TrainConfig, train
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)

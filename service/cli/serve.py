@@ -14,8 +14,10 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from .backend import DEFAULT_MODEL, BackendError, LocalBackend
-from .cli import positive_int
+from promptpress.compressor.extras import require
+from promptpress.compressor.llamacpp import DEFAULT_MODEL, BackendError, LocalBackend
+
+from .args import positive_int
 
 
 def register(subparsers: Any) -> None:
@@ -132,7 +134,8 @@ WORKER_APP = "promptpress.service.serving:app_from_environment"
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from .settings import Settings
+    require(f"promptpress {args.command}", "serve")
+    from promptpress.service.settings import Settings
 
     overrides = _overrides(args)
     try:
@@ -169,7 +172,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def _server_app(settings: Any) -> Any:
-    from .serving import server_app
+    from promptpress.service.serving import server_app
 
     return server_app(settings)
 
@@ -196,6 +199,7 @@ def _shared_metrics_directory() -> Iterator[None]:
 
 
 def run_backend(args: argparse.Namespace) -> int:
+    require(f"promptpress {args.command}", "serve")
     try:
         backend = _local_backend(args, host=args.host, port=args.port).start()
     except (BackendError, OSError, ValueError) as exc:

@@ -1,6 +1,6 @@
 """Child process of `LocalBackend`: runs llama.cpp's OpenAI-compatible server (xllamacpp) in-process.
 
-``python -m promptpress.service.backend_main --model FILE.gguf [--host H] [--port P] ...``
+``python -m promptpress.compressor.llamacpp --model FILE.gguf [--host H] [--port P] ...``
 
 When the server answers ``/health`` it prints one JSON line ``{"ready": true, "base_url": ..., "model":
 ...}`` on stdout, then serves until SIGTERM/SIGINT or until its stdin closes (so it never outlives the
@@ -53,7 +53,7 @@ def wait_healthy(base: str, timeout: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="promptpress.service.backend_main")
+    parser = argparse.ArgumentParser(prog="python -m promptpress.compressor.llamacpp")
     parser.add_argument("--model", required=True, help="GGUF file")
     parser.add_argument("--alias", required=True, help="model name served by the API")
     parser.add_argument("--host", default="127.0.0.1")

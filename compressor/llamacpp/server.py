@@ -6,7 +6,7 @@
         client = openai.OpenAI(base_url=backend.base_url, api_key="-")
         client.chat.completions.create(model=backend.model_name, messages=[...], max_tokens=16)
 
-The server runs in a child process (``python -m promptpress.service.backend_main``): llama.cpp's
+The server runs in a child process (``python -m promptpress.compressor.llamacpp``): llama.cpp's
 threads and memory stay out of the caller's process, a crash cannot take the caller down, and the
 child exits when the parent's pipe closes, so it never outlives its parent.
 """
@@ -97,7 +97,7 @@ class LocalBackend:
         command = [
             sys.executable,
             "-m",
-            "promptpress.service.backend_main",
+            "promptpress.compressor.llamacpp",
             "--model",
             str(path),
             "--alias",

@@ -1,55 +1,18 @@
-"""The ``promptpress`` command line.
-
-``promptpress compress`` lives here; other sub-commands are registered by the module that owns them
-(``register(subparsers)`` in ``service/commands.py``, ``eval/commands.py``, ...), imported lazily so
-that ``promptpress --help`` stays fast and a missing optional extra disables one command only.
-"""
+"""``promptpress compress``: compress a file or stdin with the token classifier."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import logging
-import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-PLUGINS = (
-    "promptpress.service.commands",
-    "promptpress.compressor.commands",
-    "promptpress.compressor.soft.commands",
-    "promptpress.eval.commands",
-)
+from promptpress.compressor.extras import require
+
+from .args import CLIError, positive_int, rate, unescape
 
 
-class CLIError(Exception):
-    """A user-facing error: printed without a traceback, exit status 2."""
-
-
-def _rate(value: str) -> float:
-    try:
-        rate = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"rate must be a number in (0, 1], got {value!r}") from None
-    if not 0.0 < rate <= 1.0:
-        raise argparse.ArgumentTypeError(f"rate must be in (0, 1], got {value}")
-    return rate
-
-
-def positive_int(value: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return number
-
-
-def _add_compress(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser(
         "compress",
         help="compress a text file (or stdin) with the token classifier",
@@ -58,7 +21,7 @@ def _add_compress(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("file", nargs="?", default="-", help="text file to compress, '-' for stdin (default)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
-        "--rate", type=_rate, default=0.5, help="fraction of tokens to keep, in (0, 1] (default 0.5)"
+        "--rate", type=rate, default=0.5, help="fraction of tokens to keep, in (0, 1] (default 0.5)"
     )
     budget.add_argument("--target-tokens", type=positive_int, help="token budget instead of a rate")
     p.add_argument(
@@ -103,12 +66,7 @@ def _add_compress(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--words", action="store_true", help="with --json: include per-word probabilities and labels"
     )
-    p.set_defaults(handler=_run_compress)
-
-
-def _unescape(text: str) -> str:
-    # backslash escapes such as "\\n" become the character; other characters stay as typed
-    return text.encode("latin-1", "backslashreplace").decode("unicode_escape") if "\\" in text else text
+    p.set_defaults(handler=run)
 
 
 def _read_input(name: str) -> str:
@@ -135,12 +93,22 @@ def _read_input(name: str) -> str:
     return text
 
 
-def _run_compress(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    if args.backend.startswith("onnx"):
+        require("the ONNX backends (--backend onnx, onnx-int8)", "fast")
+    if args.cache and args.cache.split(":", 1)[0] in (
+        "redis",
+        "rediss",
+        "unix",
+        "redis+cluster",
+        "rediss+cluster",
+    ):
+        require("the Redis cache (--cache redis://...)", "redis")
     text = _read_input(args.file)
     from promptpress.compressor import AssetError, ModelError, OptionsError, load_compressor
     from promptpress.compressor.options import CompressOptions
 
-    contexts: list[str] | str = text.split(_unescape(args.split)) if args.split else text
+    contexts: list[str] | str = text.split(unescape(args.split)) if args.split else text
     cache = None
     if args.cache:
         from promptpress.cache import open_cache
@@ -154,7 +122,7 @@ def _run_compress(args: argparse.Namespace) -> int:
         options = CompressOptions(
             rate=args.rate,
             target_tokens=args.target_tokens,
-            force_tokens=tuple(_unescape(t) for t in args.force),
+            force_tokens=tuple(unescape(t) for t in args.force),
             force_reserve_digit=args.force_digits,
             drop_consecutive=args.drop_consecutive,
             budget=args.budget,
@@ -184,69 +152,3 @@ def _run_compress(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-def _add_models(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("models", help="list the models shipped in packages")
-    p.set_defaults(handler=_run_models)
-
-
-def _run_models(args: argparse.Namespace) -> int:
-    from promptpress.compressor.assets import PACKAGED
-    from promptpress.compressor.model import DEFAULT_MODEL
-    from promptpress.compressor.training.package import available
-
-    def marker(spec: str) -> str:
-        return " (default compressor)" if spec == DEFAULT_MODEL else ""
-
-    for name, asset in sorted(PACKAGED.items()):
-        print(f"package:{name}{marker(f'package:{name}')}\n    {asset.description}")
-    for name in available():
-        spec = f"builtin:{name}"
-        print(f"{spec}{marker(spec)}\n    trained by promptpress (see compressor/models/README.md)")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="promptpress", description="Prompt and context compression for LLMs."
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_compress(subparsers)
-    _add_models(subparsers)
-    for module_name in PLUGINS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        register = getattr(module, "register", None)
-        if register is not None:
-            register(subparsers)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
-    )
-    handler = getattr(args, "handler", None) or getattr(args, "func", None)
-    if handler is None:
-        parser.print_help()
-        return 2
-    try:
-        return int(handler(args) or 0)
-    except CLIError as exc:
-        print(f"promptpress: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `promptpress compress ... | head`
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-        return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

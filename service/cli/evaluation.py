@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from promptpress.compressor.extras import require
+
 DEFAULT_READER = "package:qwen2.5-coder-0.5b-instruct-q4_k_m"
 
 
@@ -107,14 +109,14 @@ def _add_run(sub: Any) -> None:
                    help="CPU precision of the soft compressor's decoder (methods soft, soft_tokens)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--report", action="store_true", help="write the report when the run ends")
-    p.set_defaults(func=run_command)
+    p.set_defaults(handler=run_command)
 
 
 def _add_report(sub: Any) -> None:
     p = sub.add_parser("report", help="markdown table and PNG plots of a run")
     p.add_argument("run", type=Path, help="run directory")
     p.add_argument("--out", type=Path, default=None, help="where to write (default: the run directory)")
-    p.set_defaults(func=report_command)
+    p.set_defaults(handler=report_command)
 
 
 def _add_build_squad(sub: Any) -> None:
@@ -139,7 +141,7 @@ def _add_build_squad(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sdist", type=Path, default=None, help="a downloaded bigbench-1.0.0.tar.gz")
     p.add_argument("--squad-json", type=Path, default=None, help="an extracted squaddev_v1.1.json")
-    p.set_defaults(func=build_squad_command)
+    p.set_defaults(handler=build_squad_command)
 
 
 @contextlib.contextmanager
@@ -148,7 +150,7 @@ def _reader_endpoint(args: argparse.Namespace) -> Iterator[tuple[str, str, str |
     if args.base_url:
         yield args.base_url, args.model or "default", args.api_key or os.environ.get("OPENAI_API_KEY"), None
         return
-    from promptpress.service.backend import LocalBackend
+    from promptpress.compressor.llamacpp import LocalBackend
 
     print(f"starting the local reader {args.reader_model} (ctx {args.ctx_size})...", file=sys.stderr)
     # one server slot per request in flight; llama.cpp splits its context between the slots
@@ -184,11 +186,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from .longbench import DatasetError, TiktokenTokenizer, dataset_config
-    from .methods import MethodError, parse_methods
-    from .reader import OpenAIReader
-    from .report import write_report
-    from .runner import RunConfig, Runner, find_dataset
+    require("promptpress eval", "eval")
+    from promptpress.eval.longbench import DatasetError, TiktokenTokenizer, dataset_config
+    from promptpress.eval.methods import MethodError, parse_methods
+    from promptpress.eval.reader import OpenAIReader
+    from promptpress.eval.report import write_report
+    from promptpress.eval.runner import RunConfig, Runner, find_dataset
 
     try:  # bad names and missing files fail here, before a model or a server is started
         for dataset in args.datasets:
@@ -248,7 +251,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from .report import write_report
+    require("promptpress eval", "eval")
+    from promptpress.eval.report import write_report
 
     try:
         files = write_report(args.run, args.out)
@@ -260,7 +264,8 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def build_squad_command(args: argparse.Namespace) -> int:
-    from .squad_longdoc import BuildConfig, SourceError, build_suite
+    require("promptpress eval", "eval")
+    from promptpress.eval.squad_longdoc import BuildConfig, SourceError, build_suite
 
     cfg = BuildConfig(
         min_tokens=args.min_tokens,
@@ -278,15 +283,3 @@ def build_squad_command(args: argparse.Namespace) -> int:
     meta = path.with_name("squad_longdoc.meta.json").read_text()
     print(f"wrote {path}\n{meta}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m promptpress.eval.commands ...`) until the CLI wires `eval` in."""
-    parser = argparse.ArgumentParser(prog="promptpress")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

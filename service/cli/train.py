@@ -17,6 +17,8 @@ import json
 import logging
 from pathlib import Path
 
+from promptpress.compressor.extras import require
+
 DEFAULT_DATA = "../shared/data/qmsum-train"
 DEFAULT_ENCODER = "package:all-minilm-l6-v2"
 
@@ -66,8 +68,8 @@ def _setup(args: argparse.Namespace) -> None:
 def _splitter(encoder: str):  # type: ignore[no-untyped-def]
     from transformers import AutoTokenizer
 
-    from .assets import resolve
-    from .training.wordsplit import WordSplitter
+    from promptpress.compressor.assets import resolve
+    from promptpress.compressor.training.wordsplit import WordSplitter
 
     return WordSplitter(AutoTokenizer.from_pretrained(resolve(encoder)))
 
@@ -91,7 +93,8 @@ def _corpus(steps: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 
 
 def run_corpus(args: argparse.Namespace) -> int:
-    from .training.corpus import build_corpus, write_jsonl
+    require("promptpress train", "train")
+    from promptpress.compressor.training.corpus import build_corpus, write_jsonl
 
     if not 16 <= args.max_tokens <= 510:
         raise SystemExit("train corpus: --max-tokens must be in 16..510 (the encoder reads 512 tokens)")
@@ -137,8 +140,9 @@ def _label(steps: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_label(args: argparse.Namespace) -> int:
-    from .training.corpus import read_windows, sample_windows
-    from .training.labels import label_windows
+    require("promptpress train", "train")
+    from promptpress.compressor.training.corpus import read_windows, sample_windows
+    from promptpress.compressor.training.labels import label_windows
 
     _setup(args)
     windows = read_windows(_existing(args.corpus, "corpus file"))
@@ -148,15 +152,15 @@ def run_label(args: argparse.Namespace) -> int:
     splitter = _splitter(args.encoder)
     backend = None
     if args.teacher == "surprisal":
-        from .training.surprisal import SurprisalTeacher
+        from promptpress.compressor.training.surprisal import SurprisalTeacher
 
         teacher = SurprisalTeacher(args.lm, rate=args.rate, condition=args.question)
     else:
-        from .training.llm_teacher import LLMTeacher
+        from promptpress.compressor.training.llm_teacher import LLMTeacher
 
         url, model = args.teacher_url, args.teacher_model
         if args.local_backend:
-            from promptpress.service.backend import LocalBackend
+            from promptpress.compressor.llamacpp import LocalBackend
 
             backend = LocalBackend(threads=args.threads).start()
             url, model = backend.base_url, backend.model_name
@@ -208,8 +212,9 @@ def _fit(steps: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from .training.fit import FitConfig, fit
-    from .training.labels import read_labelled
+    require("promptpress train", "train")
+    from promptpress.compressor.training.fit import FitConfig, fit
+    from promptpress.compressor.training.labels import read_labelled
 
     _setup(args)
     records = read_labelled(
@@ -219,7 +224,7 @@ def run_fit(args: argparse.Namespace) -> int:
         max_keep=args.max_keep,
     )
     if args.answer_weight > 0:
-        from .training.labels import mix_answer_words
+        from promptpress.compressor.training.labels import mix_answer_words
 
         records = mix_answer_words(records, _splitter(args.encoder), args.answer_weight)
     config = FitConfig(
@@ -257,8 +262,9 @@ def _evaluate(steps: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .training.evaluate import evaluate, format_table
-    from .training.labels import read_labelled, teacher_speed
+    require("promptpress train", "train")
+    from promptpress.compressor.training.evaluate import evaluate, format_table
+    from promptpress.compressor.training.labels import read_labelled, teacher_speed
 
     _setup(args)
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
@@ -294,7 +300,8 @@ def _export(steps: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from .training.package import export
+    require("promptpress train", "train")
+    from promptpress.compressor.training.package import export
 
     meta = export(_existing(args.model, "run folder"), args.out, args.name)
     print(json.dumps({"meta": str(meta), "weights": str(meta.with_suffix(".safetensors"))}, indent=2))
@@ -327,6 +334,7 @@ def _all(steps: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_all(args: argparse.Namespace) -> int:
+    require("promptpress train", "train")
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     common = {
