@@ -23,6 +23,7 @@ from pydantic import Field
 
 from promptpress.compressor import CompressionResult, CompressOptions, Compressor, count_tokens
 
+from .embeddings import LocalEmbeddings
 from .relevance import arelevance_scores, relevance_scores, split_budget
 from .shared import CompressorFields
 
@@ -91,8 +92,6 @@ class PromptpressDocumentCompressor(CompressorFields, BaseDocumentCompressor, Ba
 
     def _embeddings(self) -> Embeddings:
         if self.relevance is None:
-            from .embeddings import LocalEmbeddings
-
             return LocalEmbeddings()
         return self.relevance
 

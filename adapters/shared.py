@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from promptpress.compressor import CompressOptions, Compressor
+from promptpress.cache import open_cache
+from promptpress.compressor import CompressOptions, Compressor, load_compressor
 
 __all__ = [
     "CompressorFields",
@@ -45,12 +46,8 @@ def shared_compressor(cache: Any = None) -> Compressor:
     with _lock:  # loading twice in parallel would double the memory and the start-up time
         entry = _shared.get(key)
         if entry is None:
-            from promptpress.compressor import load_compressor
-
             opened = cache
             if isinstance(cache, str):
-                from promptpress.cache import open_cache
-
                 opened = open_cache(cache)
             entry = (opened, load_compressor(cache=opened))
             _shared[key] = entry

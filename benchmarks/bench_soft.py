@@ -27,12 +27,12 @@ from pathlib import Path
 import torch
 
 from promptpress.cache import MemoryCache
-from promptpress.compressor.soft.data import clean_turn
 from promptpress.compressor.soft.decoder import load_decoder
 from promptpress.compressor.soft.engine import SoftCompressor
 from promptpress.compressor.soft.generation import kv_cache_bytes, prefill
 from promptpress.compressor.soft.model import ConceptEncoder
 from promptpress.compressor.soft.quantize import MODES, apply_precision
+from promptpress.compressor.training.qmsum import clean_turn
 
 QUESTION = "What did the group decide, and who will do the follow-up work?"
 

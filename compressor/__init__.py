@@ -8,13 +8,16 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .assets import AssetError, resolve
 from .model import DEFAULT_MODEL, ModelError
 from .options import CompressOptions, Compressor, OptionsError
 from .result import CompressionResult, ContextResult, WordDecision
 from .tokens import count_tokens, ensure_tiktoken_offline, get_encoding
+
+if TYPE_CHECKING:  # torch and transformers load only when a model is needed (see __getattr__)
+    from .token_classifier import TokenClassifierCompressor
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -50,7 +53,3 @@ def __getattr__(name: str) -> Any:  # torch and transformers load only when a mo
 
         return TokenClassifierCompressor
     raise AttributeError(name)
-
-
-if False:  # pragma: no cover - for type checkers
-    from .token_classifier import TokenClassifierCompressor

@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .assets import resolve
 from .options import CompressOptions, Compressor, OptionsError
 from .quiet import quiet_transformers
 from .result import CompressionResult
@@ -60,7 +61,6 @@ def load_sentence_model(spec: str = DEFAULT_EMBEDDING_MODEL) -> tuple[Any, threa
                 raise ImportError(
                     "sentence embeddings need sentence-transformers: pip install 'promptpress[langchain]'"
                 ) from exc
-            from .assets import resolve
 
             path = str(resolve(spec))
             with quiet_transformers():

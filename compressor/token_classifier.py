@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from promptpress.cache import ArrayCodec, KeySpace, get_or_compute
+
 from .budget import (
     context_scores,
     drop_consecutive_forced,
@@ -286,7 +288,6 @@ class TokenClassifierCompressor:
         """
         if self.cache is None or not windows:
             return self._compute(windows)
-        from promptpress.cache import ArrayCodec, get_or_compute
 
         keys = [self._keyspace.key(np.asarray(w, dtype="<i4").tobytes().hex()) for w in windows]
 
@@ -383,7 +384,6 @@ class TokenClassifierCompressor:
 
 
 def _keyspace(model_fingerprint: str, backend: str) -> Any:
-    from promptpress.cache import KeySpace
 
     namespace = os.environ.get("PROMPTPRESS_CACHE_NAMESPACE", "default")
     return KeySpace(namespace, model=model_fingerprint, compressor=CACHE_VERSION, params=backend)

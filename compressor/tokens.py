@@ -18,6 +18,8 @@ from pathlib import Path
 
 import tiktoken
 
+from .assets import cache_dir
+
 _URLS = {
     "cl100k_base": "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
     "o200k_base": "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
@@ -35,7 +37,6 @@ def tiktoken_cache_dir() -> Path:
     for var in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
         if os.environ.get(var):
             return Path(os.environ[var])
-    from .assets import cache_dir
 
     path = cache_dir() / "tiktoken"
     os.environ["TIKTOKEN_CACHE_DIR"] = str(path)

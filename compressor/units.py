@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .words import word_ids, word_probabilities, word_spans
+
 _DIGIT = re.compile(r"\d")
 
 
@@ -146,7 +148,6 @@ def build_units(
     `starts` is the tokenizer's own "token starts a word" flags (`words.WordRule.starts`); force-token
     occurrences and keep spans add boundaries around themselves and never get split.
     """
-    from .words import word_ids, word_probabilities, word_spans
 
     force_occ, force_ids = force
     protected = merge_spans(

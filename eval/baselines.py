@@ -21,6 +21,7 @@ import numpy as np
 from promptpress.compressor.options import CompressOptions
 from promptpress.compressor.result import CompressionResult, ContextResult
 from promptpress.compressor.tokens import DEFAULT_ENCODING, get_encoding
+from promptpress.compressor.training.surprisal import SurprisalTeacher
 
 _WORD = re.compile(r"\s*\S+")
 _JOIN = "\n\n"
@@ -197,8 +198,6 @@ class SurprisalDropCompressor(_WordDropCompressor):
     def scores(self, text: str) -> np.ndarray:
         """Self-information (nats) of each whitespace-separated word of `text`."""
         if self._teacher is None:
-            from promptpress.compressor.training.surprisal import SurprisalTeacher
-
             self._teacher = SurprisalTeacher(self.model, max_lm_tokens=self.max_lm_tokens)
         spans = np.array([m.span() for m in re.finditer(r"\S+", text)], dtype=np.int64).reshape(-1, 2)
         return np.asarray(self._teacher.span_information(text, spans, prefix=""), dtype=np.float64)

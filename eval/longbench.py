@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
+from promptpress.compressor.tokens import get_encoding
+
 # LongBench's chat models answer these few-shot / code tasks without the chat template.
 NO_CHAT_DATASETS = frozenset({"trec", "triviaqa", "samsum", "lsht", "lcc", "repobench-p"})
 LONGBENCH_DATASETS = (
@@ -186,7 +188,6 @@ class TiktokenTokenizer:
     """tiktoken (`cl100k_base` by default): an approximation of a reader's own tokenizer."""
 
     def __init__(self, encoding: str = "cl100k_base") -> None:
-        from promptpress.compressor.tokens import get_encoding
 
         self._enc = get_encoding(encoding)
         self.name = f"tiktoken:{encoding}"

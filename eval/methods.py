@@ -23,12 +23,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from promptpress.compressor import load_compressor
 from promptpress.compressor.options import CompressOptions, Compressor
+from promptpress.compressor.query_aware import QuestionAwareCompressor
 from promptpress.compressor.result import CompressionResult, ContextResult
 from promptpress.compressor.tokens import count_tokens
 
 from .baselines import RandomDropCompressor, SurprisalDropCompressor, TruncationCompressor
 from .reader import Reader
+from .soft_reader import SoftReader, load_soft
 
 NONE = "none"
 BUILTIN = (
@@ -158,16 +161,11 @@ def make_method(
         return Method(spec, SurprisalDropCompressor(spec.partition(":")[2] or None))
     head, _, model_spec = spec.partition(":")
     if head in ("classifier", "classifier_qa"):
-        from promptpress.compressor import load_compressor  # type: ignore[attr-defined]
-        from promptpress.compressor.query_aware import QuestionAwareCompressor
-
         classifier = load_compressor(model_spec or None, backend=classifier_backend)
         return Method(spec, classifier if head == "classifier" else QuestionAwareCompressor(classifier))
     if spec in _REGISTRY:
         return Method(spec, _from_object(_REGISTRY[spec], spec))
     if head in ("soft", "soft_tokens"):
-        from .soft_reader import soft_method
-
         try:
             return soft_method(head, model_spec or None, precision=soft_precision)
         except (OSError, ValueError, ImportError) as exc:
@@ -179,6 +177,16 @@ def make_method(
         known = ", ".join([*BUILTIN, *sorted(_REGISTRY)])
         raise MethodError(f"unknown method {spec!r}; known: {known}, or module:attr")
     return Method(name, _from_object(_import(path), name))
+
+
+def soft_method(kind: str, weights: str | None, *, precision: str = "fp32") -> Method:
+    """The `soft` / `soft_tokens` method: its own reader (the soft compressor's decoder), a fixed rate."""
+    soft = load_soft(weights, precision)
+    name = kind if weights is None else f"{kind}:{weights}"
+    if kind == "soft_tokens":
+        return Method(name, None, reader=SoftReader(soft, compress=False, name=name), fixed_rate=1.0)
+    rate = 1.0 / float(soft.encoder.config.rate)
+    return Method(name, None, reader=SoftReader(soft, name=name), fixed_rate=rate)
 
 
 def parse_methods(text: str | Sequence[str], **kwargs: Any) -> list[Method]:

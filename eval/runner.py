@@ -31,6 +31,7 @@ from .longbench import Sample, Tokenizer, build_prompt, dataset_config, load_dat
 from .methods import NONE, Method, QuestionAware
 from .metrics import answer_kept, score_sample
 from .reader import Reader, ReaderError
+from .squad_longdoc import ensure_suite
 
 RESULTS = "results.jsonl"
 RUN_INFO = "run.json"
@@ -201,8 +202,6 @@ def find_dataset(dataset: str, data_dirs: Sequence[Path]) -> Path:
         if (Path(directory) / f"{dataset}.jsonl").is_file():
             return Path(directory)
     if dataset == "squad_longdoc":
-        from .squad_longdoc import ensure_suite
-
         return ensure_suite()
     dirs = ", ".join(str(d) for d in data_dirs) or "(no --data directory given)"
     raise FileNotFoundError(f"{dataset}.jsonl is in none of: {dirs}")

@@ -19,6 +19,10 @@ import threading
 import time
 from typing import Any
 
+from promptpress.cache import open_cache
+from promptpress.compressor.soft.engine import SoftCompressor
+from promptpress.compressor.soft.prompt import chat_pieces, text_pieces
+
 from .longbench import Prompt
 from .reader import Generation, ReaderError
 
@@ -26,14 +30,11 @@ _LOADED: dict[tuple[str | None, str], Any] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def load_soft(weights: str | None, precision: str) -> Any:
+def load_soft(weights: str | None, precision: str) -> SoftCompressor:
     """One `SoftCompressor` per (weights, precision) in this process (the decoder is ~2 GB in fp32)."""
     with _LOAD_LOCK:
         key = (weights, precision)
         if key not in _LOADED:
-            from promptpress.cache import open_cache
-            from promptpress.compressor.soft.engine import SoftCompressor
-
             _LOADED[key] = SoftCompressor.from_pretrained(
                 weights, precision=precision, cache=open_cache("memory://")
             )
@@ -54,8 +55,6 @@ class SoftReader:
         self._lock = threading.Lock()  # one generation at a time (one decoder)
 
     def pieces(self, prompt: Prompt) -> list[Any]:
-        from promptpress.compressor.soft.prompt import chat_pieces, text_pieces
-
         minimum = self.min_block_tokens if self.compress else None
         if prompt.chat:
             return chat_pieces(self.soft.tokenizer, [{"role": "user", "content": prompt.text}], minimum)
@@ -85,15 +84,3 @@ class SoftReader:
             completion_tokens=len(out.token_ids),
             uncompressed_prompt_tokens=out.original_positions,
         )
-
-
-def soft_method(kind: str, weights: str | None, *, precision: str = "fp32") -> Any:
-    """The `soft` / `soft_tokens` method (`Method` with its own reader and fixed rate)."""
-    from .methods import Method
-
-    soft = load_soft(weights, precision)
-    name = kind if weights is None else f"{kind}:{weights}"
-    if kind == "soft_tokens":
-        return Method(name, None, reader=SoftReader(soft, compress=False, name=name), fixed_rate=1.0)
-    rate = 1.0 / float(soft.encoder.config.rate)
-    return Method(name, None, reader=SoftReader(soft, name=name), fixed_rate=rate)

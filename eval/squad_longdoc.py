@@ -24,6 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from promptpress.compressor.assets import cache_dir
+from promptpress.compressor.tokens import count_tokens
+
 from .longbench import Sample
 
 DATASET = "squad_longdoc"
@@ -48,7 +51,6 @@ def _sha256(path: Path) -> str:
 
 
 def default_cache() -> Path:
-    from promptpress.compressor.assets import cache_dir
 
     return cache_dir() / "eval"
 
@@ -179,7 +181,6 @@ def _spread(indices: Sequence[int], k: int, rng: random.Random) -> list[int]:
 
 def build_samples(squad: dict[str, Any], cfg: BuildConfig | None = None) -> list[Sample]:
     """The suite's samples from a parsed SQuAD v1.1 json."""
-    from promptpress.compressor.tokens import count_tokens
 
     cfg = (cfg or BuildConfig()).validate()
     rng = random.Random(cfg.seed)

@@ -20,6 +20,9 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 
+from promptpress.cache.factory import open_cache
+from promptpress.compressor import load_compressor
+
 from . import logs
 from .errors import install_handlers
 from .metrics import Metrics
@@ -37,13 +40,11 @@ __all__ = ["create_app"]
 
 
 def _open_cache(url: str) -> Any:
-    from promptpress.cache.factory import open_cache
 
     return open_cache(url)
 
 
 def _load_compressor(settings: Settings, cache: Any) -> Any:
-    from promptpress.compressor import load_compressor  # type: ignore[attr-defined]
 
     extra = {"threads": settings.compressor_threads} if settings.compressor_threads else {}
     return load_compressor(settings.model, backend=settings.compressor_backend, cache=cache, **extra)

@@ -20,6 +20,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from promptpress.compressor.soft.engine import SoftCompressor
+from promptpress.compressor.soft.prompt import chat_pieces
+
 from .logs import event
 from .settings import Settings
 
@@ -111,7 +114,6 @@ class SoftModel:
             raise ValueError("soft_model_name is not set")
 
         def load() -> Any:
-            from promptpress.compressor.soft.engine import SoftCompressor
 
             return SoftCompressor.from_pretrained(
                 settings.soft_weights,
@@ -167,7 +169,6 @@ class SoftModel:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
         def work() -> Finished:
-            from promptpress.compressor.soft.prompt import chat_pieces
 
             try:
                 pieces = chat_pieces(soft.tokenizer, messages, self.min_block_tokens if compress else None)

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from promptpress.compressor.assets import resolve
+
 DEFAULT_MODEL = "package:qwen2.5-coder-0.5b-instruct-q4_k_m"
 
 
@@ -176,7 +178,6 @@ class LocalBackend:
     # --- internals ------------------------------------------------------------------------------------
 
     def _resolve(self) -> Path:
-        from promptpress.compressor.assets import resolve
 
         path = Path(resolve(self.model))
         if path.is_dir():

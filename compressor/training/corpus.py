@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..soft.data import clean_turn, is_held_out
+from .qmsum import clean_turn, is_held_out
 from .wordsplit import WordSplitter
 
 

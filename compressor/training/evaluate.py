@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import load_compressor
 from .answers import answer_targets
 from .labels import LabelledWindow, teacher_speed
 from .metrics import f1_keep, roc_auc
@@ -31,7 +32,6 @@ from .wordsplit import EncodedWords, WordSplitter, top_k_mask, word_scores
 
 def load_model(spec: str | os.PathLike[str]) -> Any:
     """A `TokenClassifierCompressor` for a checkpoint dir, a `fit` run folder, or ``builtin:NAME``."""
-    from .. import load_compressor
 
     text = os.fspath(spec)
     path = Path(text)
@@ -60,7 +60,6 @@ def evaluate(
     rates: Sequence[float] = (0.5, 0.33, 0.2),
     *,
     seed: int = 0,
-    qa: dict[str, Any] | None = None,
     teacher_words_per_second: float | None = None,
 ) -> dict[str, Any]:
     compressor = load_model(model) if isinstance(model, (str, os.PathLike)) else model
@@ -109,19 +108,6 @@ def evaluate(
         "methods": table,
         "speedup_vs_teacher": table["model"]["words_per_second"] / table["teacher"]["words_per_second"],
     }
-    if qa and qa.get("url"):
-        from .qa import qa_f1
-
-        report["qa_f1"] = qa_f1(
-            compressor,
-            records,
-            qa["url"],
-            qa.get("model"),
-            rates,
-            limit=qa.get("limit", 20),
-            seed=seed,
-            data=qa.get("data", "../shared/data/qmsum-train"),
-        )
     return report
 
 

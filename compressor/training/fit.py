@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..assets import resolve
 from .labels import LabelledWindow
 from .metrics import f1_keep, roc_auc
 from .wordsplit import WordSplitter, token_labels
@@ -119,8 +120,6 @@ def build_model(config: FitConfig, model: Any = None) -> Any:
     for ``method="lora"``."""
     if model is None:
         from transformers import AutoModelForTokenClassification
-
-        from ..assets import resolve
 
         model = AutoModelForTokenClassification.from_pretrained(
             resolve(config.encoder),
@@ -223,8 +222,6 @@ def fit(
 ) -> dict[str, Any]:
     """Train on the `train` windows of `records`, evaluate on the `heldout` ones; returns metrics."""
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
-
-    from ..assets import resolve
 
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)

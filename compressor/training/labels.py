@@ -17,9 +17,10 @@ import numpy as np
 from tqdm import tqdm
 
 from .align import quality_filter
+from .answers import answer_targets
 from .corpus import Window, read_jsonl
 from .teachers import Teacher
-from .wordsplit import WordSplitter
+from .wordsplit import WordSplitter, top_k_mask
 
 
 @dataclass
@@ -117,8 +118,6 @@ def mix_answer_words(
     scores (0..1) plus `weight` if it is a content word of the window's gold answers or queries;
     the `rate` share of top-scoring words is labelled keep. Windows without queries keep the
     teacher's ranking. Only for training windows: held-out labels stay the teacher's own."""
-    from .answers import answer_targets
-    from .wordsplit import top_k_mask
 
     out = []
     for record in records:

@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 
+from ..assets import DEFAULT_DECODER
+from ..soft.decoder import load_decoder
 from .teachers import WordLabels
 from .wordsplit import EncodedWords, top_k_mask
 
@@ -61,9 +63,6 @@ class SurprisalTeacher:
         if not 0 < rate < 1:
             raise ValueError(f"rate must be in (0, 1), got {rate}")
         import torch
-
-        from ..assets import DEFAULT_DECODER
-        from ..soft.decoder import load_decoder
 
         spec = os.fspath(model) if model else DEFAULT_DECODER
         self.model, self.tokenizer = load_decoder(spec, torch.float32)

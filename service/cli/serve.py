@@ -134,7 +134,7 @@ WORKER_APP = "promptpress.service.serving:app_from_environment"
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    require(f"promptpress {args.command}", "serve")
+    require("promptpress serve", "serve")
     from promptpress.service.settings import Settings
 
     overrides = _overrides(args)
@@ -199,7 +199,7 @@ def _shared_metrics_directory() -> Iterator[None]:
 
 
 def run_backend(args: argparse.Namespace) -> int:
-    require(f"promptpress {args.command}", "serve")
+    require("promptpress backend", "serve")
     try:
         backend = _local_backend(args, host=args.host, port=args.port).start()
     except (BackendError, OSError, ValueError) as exc:

@@ -48,10 +48,10 @@ def run_train_soft(args: argparse.Namespace) -> int:
     import torch
 
     from promptpress.compressor.assets import DEFAULT_DECODER
-    from promptpress.compressor.soft.data import qmsum_examples
     from promptpress.compressor.soft.decoder import load_decoder
     from promptpress.compressor.soft.model import ConceptEncoder, SoftConfig
-    from promptpress.compressor.soft.train import TrainConfig, train
+    from promptpress.compressor.training.qmsum import qmsum_examples
+    from promptpress.compressor.training.soft_train import TrainConfig, train
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)

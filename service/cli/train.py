@@ -263,7 +263,7 @@ def _evaluate(steps: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 def run_evaluate(args: argparse.Namespace) -> int:
     require("promptpress train", "train")
-    from promptpress.compressor.training.evaluate import evaluate, format_table
+    from promptpress.compressor.training.evaluate import evaluate, format_table, load_model
     from promptpress.compressor.training.labels import read_labelled, teacher_speed
 
     _setup(args)
@@ -281,9 +281,22 @@ def run_evaluate(args: argparse.Namespace) -> int:
         args.model,
         rates,
         seed=args.seed,
-        qa={"url": args.qa_url, "model": args.qa_model, "limit": args.qa_limit, "data": args.data},
         teacher_words_per_second=teacher_speed(labelled),
     )
+    if args.qa_url:
+        require("train evaluate --qa-url", "eval")
+        from promptpress.eval.qmsum_qa import qa_f1
+
+        report["qa_f1"] = qa_f1(
+            load_model(args.model),
+            records,
+            args.qa_url,
+            args.qa_model,
+            rates,
+            limit=args.qa_limit,
+            seed=args.seed,
+            data=args.data,
+        )
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

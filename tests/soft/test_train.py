@@ -5,10 +5,10 @@ import pytest
 import torch
 from soft_helpers import ALICE, make_tiny_decoder
 
-from promptpress.compressor.soft.data import QAExample, clean_turn, qmsum_examples, read_meeting
 from promptpress.compressor.soft.model import ConceptEncoder, SoftConfig
 from promptpress.compressor.soft.prompt import ChatLayout
-from promptpress.compressor.soft.train import TrainConfig, distill_loss, prepare, train
+from promptpress.compressor.training.qmsum import QAExample, clean_turn, qmsum_examples, read_meeting
+from promptpress.compressor.training.soft_train import TrainConfig, distill_loss, prepare, train
 from promptpress.service.cli.soft import register
 
 EXAMPLES = [

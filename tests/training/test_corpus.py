@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from promptpress.compressor.soft.data import is_held_out
 from promptpress.compressor.training.corpus import meeting_files, meeting_windows, read_windows, write_jsonl
+from promptpress.compressor.training.qmsum import is_held_out
 
 
 def test_windows_cover_a_meeting_within_the_token_limit(qmsum_dir, splitter):

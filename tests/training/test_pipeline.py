@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from promptpress.compressor.soft.data import is_held_out
 from promptpress.compressor.training.corpus import meeting_files, meeting_windows
 from promptpress.compressor.training.fit import FitConfig, fit
 from promptpress.compressor.training.labels import label_windows, read_labelled
 from promptpress.compressor.training.llm_teacher import LLMTeacher
+from promptpress.compressor.training.qmsum import is_held_out
 
 FILLER = {
     "the",

@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .labels import LabelledWindow
+from promptpress.compressor.training.labels import LabelledWindow
+from promptpress.compressor.training.qmsum import read_meeting
+
+from .baselines import RandomDropCompressor, TruncationCompressor
+from .longbench import Prompt
+from .metrics import qa_f1_score
+from .reader import OpenAIReader
 
 PROMPT = (
     "Answer the question based on the meeting transcript below. Answer in a few sentences.\n\n"
@@ -34,13 +40,6 @@ def qa_f1(
     data: str | Path = "../shared/data/qmsum-train",
     max_new_tokens: int = 128,
 ) -> dict[str, dict[str, float]]:
-    from promptpress.eval.baselines import RandomDropCompressor, TruncationCompressor
-    from promptpress.eval.longbench import Prompt
-    from promptpress.eval.metrics import qa_f1_score
-    from promptpress.eval.reader import OpenAIReader
-
-    from ..soft.data import read_meeting
-
     meetings = sorted({r.window.meeting for r in records})
     examples = [ex for m in meetings for ex in read_meeting(Path(data) / f"{m}.json")][:limit]
     if not examples:

@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .data import QAExample
-from .model import ConceptEncoder
-from .prompt import ChatLayout
-from .segmenter import Segment, segment_text
+from ..soft.model import ConceptEncoder
+from ..soft.prompt import ChatLayout
+from ..soft.segmenter import Segment, segment_text
+from .qmsum import QAExample
 
 
 @dataclass
