@@ -227,7 +227,7 @@ async def aget_or_compute(
                 computed = compute_missing([first[k] for k in missing])
                 if inspect.isawaitable(computed):
                     computed = await computed
-                await cache.aput_many(_encode_computed(missing, computed, codec, found), ttl)  # type: ignore[arg-type]
+                await cache.aput_many(_encode_computed(missing, computed, codec, found), ttl)
         _resolve(fut, found, None)
     except BaseException as exc:
         _resolve(fut, None, exc)

@@ -195,8 +195,8 @@ class ResilientCache(_FailOpen, SegmentCache):
             return
         self.breaker.success()
 
-    _get_many = get_many  # type: ignore[assignment]  # the template hooks are never reached
-    _put_many = put_many  # type: ignore[assignment]
+    _get_many = get_many  # the template hooks are never reached
+    _put_many = put_many
 
     def close(self) -> None:
         try:
@@ -246,8 +246,8 @@ class AsyncResilientCache(_FailOpen, AsyncSegmentCache):
             return
         self.breaker.success()
 
-    _aget_many = aget_many  # type: ignore[assignment]
-    _aput_many = aput_many  # type: ignore[assignment]
+    _aget_many = aget_many
+    _aput_many = aput_many
 
     async def aclose(self) -> None:
         try:

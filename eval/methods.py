@@ -62,7 +62,7 @@ class MethodError(ValueError):
 @dataclass(frozen=True)
 class Method:
     name: str
-    compressor: Compressor | None  # None: the context is sent as is
+    compressor: Compressor | QuestionAware | None  # None: the context is sent as is
     # a method that compresses inside its own reader (the soft compressor feeds a local decoder
     # embeddings): the runner asks it instead of the run's reader, at its own fixed rate
     reader: Reader | None = None

@@ -136,8 +136,8 @@ def _compress(method: Method, rate: float, context: str, question: str | None = 
         tokens = count_tokens(context)
         return _Compressed(context, tokens, tokens, 0.0)
     start = time.perf_counter()
-    if question is not None and isinstance(method.compressor, QuestionAware):
-        result = method.compressor.compress_for_question(context, question, rate)
+    if isinstance(method.compressor, QuestionAware):  # no question (e.g. summaries): compressed plainly
+        result = method.compressor.compress_for_question(context, question or "", rate)
     else:
         result = method.compressor.compress(context, CompressOptions(rate=rate))
     ms = (time.perf_counter() - start) * 1000

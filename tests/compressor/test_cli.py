@@ -152,3 +152,26 @@ def test_question_aware_compression(tmp_path, capsys):
     assert shares[2] == max(shares) and shares[2] > 2 * min(shares)
     assert main(["compress", str(path), "--question", question, "--budget", "window"]) == 2
     assert "--question needs --budget global" in capsys.readouterr().err
+
+
+def test_first_run_with_an_empty_cache_prints_only_text_and_one_stats_line(multi_news, tmp_path):
+    # a newcomer's first command: the default builtin model is merged into an empty cache directory
+    # (no peft, no training code); stderr carries one line, no progress bars or warnings
+    import os
+
+    path = tmp_path / "doc.txt"
+    path.write_text(multi_news[2], encoding="utf-8")
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "PROMPTPRESS_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "promptpress.service.cli", "compress", str(path), "--rate", "0.33"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() and len(proc.stdout) < len(multi_news[2])
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("promptpress: "), proc.stderr
+    assert "builtin:minilm-qmsum-v0" in lines[0]
+    assert any((tmp_path / "cache" / "builtin").iterdir())  # built where it was told, not in ~/.cache

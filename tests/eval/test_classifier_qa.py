@@ -57,3 +57,14 @@ def test_compressions_are_reused_per_question(method: mt.Method) -> None:
     other = memo.get(method, 0.4, CONTEXT, "How is sourdough bread leavened?")
     assert not first.reused and again.reused and again.text == first.text
     assert not other.reused and other.text != first.text
+
+
+def test_a_sample_without_a_question_is_compressed_plainly(method: mt.Method) -> None:
+    # summarisation sets (multi_news) have no question: classifier_qa used to call a `compress` that
+    # QuestionAwareCompressor does not have
+    from promptpress.eval.runner import _compress
+
+    plain = mt.make_method("classifier")
+    ours = _compress(method, 0.4, CONTEXT, None)
+    reference = _compress(plain, 0.4, CONTEXT, None)
+    assert ours.text == reference.text and ours.compressed_tokens < ours.original_tokens
