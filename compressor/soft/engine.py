@@ -29,6 +29,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ...cache import ArrayCodec, KeySpace, SegmentCache, get_or_compute
 from ..assets import DEFAULT_DECODER
+from ..extras import require
 from .decoder import load_decoder
 from .generation import greedy_generate
 from .model import ConceptEncoder, SoftConfig
@@ -100,6 +101,7 @@ class SoftCompressor:
 
         With ``bypass=True`` no weights are loaded and concept embeddings are token embeddings.
         """
+        require("the soft compressor", "soft")  # peft (LoRA encoder) and gguf (decoders from GGUF)
         if bypass:
             model, tokenizer = load_decoder(decoder or DEFAULT_DECODER)
             encoder = ConceptEncoder(model, bypass=True)

@@ -187,6 +187,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def run_command(args: argparse.Namespace) -> int:
     require("promptpress eval", "eval")
+    if not args.base_url:  # the default reader: the packaged decoder under llama.cpp
+        require("promptpress eval run without --base-url (the local llama.cpp reader)", "serve", "models")
     from promptpress.eval.longbench import DatasetError, TiktokenTokenizer, dataset_config
     from promptpress.eval.methods import MethodError, parse_methods
     from promptpress.eval.reader import OpenAIReader

@@ -43,6 +43,7 @@ def text_file(tmp_path):
         ("eval", "rouge_score", ["eval", "report", "{tmp}"]),
         ("train", "peft", ["train", "corpus", "--out", "{tmp}/c.jsonl"]),
         ("soft", "gguf", ["train-soft", "--out", "{tmp}/soft"]),
+        ("serve", "xllamacpp", ["eval", "run", "--datasets", "multi_news", "--out", "{tmp}/run"]),
     ],
 )
 def test_cli_names_the_missing_extra(monkeypatch, capsys, tmp_path, text_file, extra, hidden, argv):
@@ -59,6 +60,14 @@ def test_python_api_onnx_backend_without_the_extra(monkeypatch):
     _hide(monkeypatch, "onnx")
     with pytest.raises(MissingExtra, match=r"'fast' extra \(onnx is not installed\)"):
         make_runtime(None, "onnx")  # type: ignore[arg-type]  # checked before the model is touched
+
+
+def test_python_api_soft_compressor_without_the_extra(monkeypatch):
+    from promptpress.compressor.soft.engine import SoftCompressor
+
+    _hide(monkeypatch, "peft")
+    with pytest.raises(MissingExtra, match=r"soft compressor: needs the 'soft' extra \(peft"):
+        SoftCompressor.from_pretrained()
 
 
 def test_langchain_adapters_without_the_extra(monkeypatch):
