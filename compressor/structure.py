@@ -67,7 +67,7 @@ _NUMBER = re.compile(
     r"(?:\s?(?:%|‰|[kMGTP]?i?[Bb](?:/s)?|[kmµn]?s|ms|h|min|[kmc]?m|kg|g|°[CF]?|x|USD|EUR|GBP)(?![\w]))?"
 )
 _TRAILING = ".,;:!?)]}'\""
-_LONG = re.compile(r"\S{%d,}" % LONG_TOKEN_CHARS)
+_LONG = re.compile(rf"\S{{{LONG_TOKEN_CHARS},}}")
 _JSON_START = re.compile(r"^[ \t]*[\[{]", re.M)
 _JSON_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 _DECODER = json.JSONDecoder()
