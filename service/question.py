@@ -1,0 +1,140 @@
+"""Which question a proxied request asks, so its long texts can be compressed for that question.
+
+The rule, in order:
+
+1. **Explicit**: the body field ``"promptpress": {"question": "..."}`` or the header
+   ``X-Promptpress-Question`` names the question (the body wins). ``"off"`` in either place (or the
+   setting ``question_mode = "off"``) turns question-aware compression off for the request.
+2. **Auto, different messages**: when the texts to compress are in other messages (RAG context in a
+   system, tool or earlier user message) and the last user message is not one of them, the last
+   user message is the question.
+3. **Auto, one message**: when the last user message (or a completions prompt) is itself long
+   enough to be compressed, its trailing question is split off: the text after the last
+   ``Question:``-style label, else the last paragraph when it is short, else the last sentence(s)
+   ending in ``?``. That tail goes upstream verbatim; the text before it is compressed.
+4. Otherwise there is no question and compression is question-blind.
+
+The question text is never compressed. `Question.source` names the rule that applied; the proxy
+reports it in the ``X-Promptpress-Question-Source`` header.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Source = Literal["body", "header", "last-user-message", "trailing", "off", "none"]
+
+MAX_TRAILING_CHARS = 1000  # a tail longer than this is not "the question" but more context
+MAX_TRAILING_SENTENCES = 3
+_LABEL = re.compile(
+    r"^[ \t]*(?:#+[ \t]*)?(?:question|query|q|task|instruction)[ \t]*[:：][ \t]*", re.I | re.M
+)
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+_ASKS = re.compile(
+    r"^\W*(?:please\s+)?(?:what|who|whom|whose|when|where|why|how|which|is|are|does|do|did|can|could|"
+    r"should|would|summari[sz]e|answer|explain|describe|list|write|give|tell|translate|extract|classify|"
+    r"compare|find|identify|based on|using|according to|now)\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str | None
+    source: Source
+    # the question is the tail of this slot's text, from this character on (rule 3)
+    slot: int | None = None
+    offset: int | None = None
+
+
+def trailing_question(text: str) -> int | None:
+    """Where the trailing question of `text` starts, or None when it has none."""
+    body = text.rstrip()
+    labels = list(_LABEL.finditer(body))
+    if labels and len(body) - labels[-1].start() <= MAX_TRAILING_CHARS and body[labels[-1].end() :].strip():
+        return labels[-1].start()
+    breaks = list(_PARAGRAPH_BREAK.finditer(body))
+    if breaks:
+        start = breaks[-1].end()
+        tail = body[start:]
+        if len(tail) <= MAX_TRAILING_CHARS and len(_sentences(tail)) <= MAX_TRAILING_SENTENCES:
+            if "?" in tail or _ASKS.match(tail):
+                return start
+    sentences = list(_SENTENCE_END.finditer(body))
+    starts = [0] + [m.end() for m in sentences]
+    for k in range(1, MAX_TRAILING_SENTENCES + 1):
+        if k >= len(starts):
+            break
+        start = starts[-k]
+        tail = body[start:]
+        if len(tail) > MAX_TRAILING_CHARS:
+            break
+        if "?" in tail:
+            return start
+    return None
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE_END.split(text.strip()) if s]
+
+
+def explicit_question(body_value: str | None, header_value: str | None) -> Question | None:
+    """Rule 1: the body field, then the header; "off" turns question-aware compression off."""
+    given: tuple[tuple[str | None, Source], ...] = ((body_value, "body"), (header_value, "header"))
+    for value, source in given:
+        if value is None:
+            continue
+        text = value.strip()
+        if text.lower() == "off":
+            return Question(None, "off")
+        if text.lower() == "auto":
+            return None
+        if text:
+            return Question(text, source)
+    return None
+
+
+def chat_question(
+    messages: Sequence[Any], slot_paths: Sequence[tuple[int, ...]], slot_texts: Sequence[str]
+) -> Question:
+    """Rules 2 and 3 for a chat request whose compressible texts sit at `slot_paths` ((message,) or
+    (message, part))."""
+    last_user = _last_user(messages)
+    if last_user is None:
+        return Question(None, "none")
+    in_last = [i for i, path in enumerate(slot_paths) if path[0] == last_user]
+    if not in_last:
+        text = _message_text(messages[last_user])
+        return Question(text, "last-user-message") if text.strip() and slot_paths else Question(None, "none")
+    slot = in_last[-1]
+    return text_question(slot_texts[slot], slot)
+
+
+def text_question(text: str, slot: int) -> Question:
+    """Rule 3 on one compressible text (a completions prompt, or the last user message)."""
+    offset = trailing_question(text)
+    if offset is None or offset == 0 or not text[:offset].strip():
+        return Question(None, "none")
+    return Question(text[offset:].strip(), "trailing", slot, offset)
+
+
+def _last_user(messages: Sequence[Any]) -> int | None:
+    for i in range(len(messages) - 1, -1, -1):
+        message = messages[i]
+        if isinstance(message, dict) and message.get("role") == "user":
+            return i
+    return None
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        return "\n".join(p for p in parts if isinstance(p, str))
+    return ""

@@ -1,0 +1,75 @@
+"""Finding the question of a proxied request on real prompt shapes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from promptpress.service.question import chat_question, explicit_question, text_question, trailing_question
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "longbench"
+
+
+@pytest.fixture(scope="module")
+def article() -> str:
+    with (DATA / "multi_news.jsonl").open(encoding="utf-8") as fh:
+        text = json.loads(fh.readline())["context"][:4000]
+    return text[: text.rindex(". ") + 1]  # ends at a sentence end, as a document does
+
+
+def test_rag_chat_with_context_in_the_system_message(article):
+    messages = [
+        {"role": "system", "content": "Answer from these documents:\n\n" + article},
+        {"role": "user", "content": "Who was arrested, and when?"},
+    ]
+    q = chat_question(messages, [(0,)], [messages[0]["content"]])
+    assert (q.text, q.source, q.slot) == ("Who was arrested, and when?", "last-user-message", None)
+
+
+def test_one_message_with_context_and_a_labelled_question(article):
+    text = f"Read the news below.\n\n{article}\n\nQuestion: Who was arrested?\nAnswer:"
+    q = chat_question([{"role": "user", "content": text}], [(0,)], [text])
+    assert q.source == "trailing" and q.slot == 0
+    assert q.text == "Question: Who was arrested?\nAnswer:"
+    assert text[q.offset :].strip() == q.text and article in text[: q.offset]
+
+
+def test_one_message_with_a_trailing_question_paragraph_or_sentence(article):
+    text = article + "\n\nSummarise these articles in three sentences."
+    q = text_question(text, 0)
+    assert q.text == "Summarise these articles in three sentences." and q.source == "trailing"
+    inline = article.rstrip() + " Which company is named in the report?"
+    q = text_question(inline, 0)
+    assert q.text == "Which company is named in the report?"
+
+
+def test_multi_turn_chat_takes_the_last_user_message(article):
+    messages = [
+        {"role": "user", "content": article},
+        {"role": "assistant", "content": "I have read it."},
+        {"role": "user", "content": [{"type": "text", "text": "What happened next?"}]},
+    ]
+    q = chat_question(messages, [(0,)], [article])
+    assert q.text == "What happened next?" and q.source == "last-user-message"
+
+
+def test_no_question_at_all_is_question_blind(article):
+    assert text_question(article, 0).source == "none"  # a bare article: its last paragraph asks nothing
+    assert chat_question([{"role": "system", "content": article}], [(0,)], [article]).source == "none"
+    assert trailing_question("Just one line with no question.") is None
+
+
+def test_a_question_that_is_the_whole_text_is_not_split():
+    text = "What is the capital of France?"
+    assert text_question(text, 0).source == "none"  # nothing before it to compress
+
+
+def test_explicit_question_wins_and_off_disables():
+    assert explicit_question("Who?", "Where?").text == "Who?"
+    assert explicit_question(None, "Where?").source == "header"
+    assert explicit_question("off", None).source == "off"
+    assert explicit_question(None, "OFF").text is None
+    assert explicit_question("auto", "Where?") is None  # auto: the rules decide
+    assert explicit_question(None, None) is None
