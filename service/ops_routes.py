@@ -12,6 +12,7 @@ from promptpress.compressor import OptionsError
 from .errors import APIError, error_responses
 from .logs import event
 from .openai_models import CompressRequest, CompressResponse, HealthResponse
+from .policy import budget_overrides
 from .runner import CompressionTimeout
 from .state import get_state, request_id, require_key
 
@@ -48,12 +49,7 @@ async def metrics(request: Request) -> Response:
 
 def _options(request: Request, body: CompressRequest) -> Any:
     state = get_state(request)
-    overrides: dict[str, Any] = dict(body.options)
-    if body.rate is not None:
-        overrides["rate"] = body.rate
-        overrides.setdefault("target_tokens", body.target_tokens)
-    if body.target_tokens is not None:
-        overrides["target_tokens"] = body.target_tokens
+    overrides = budget_overrides(body.rate, body.target_tokens, body.options)
     if body.force_tokens is not None:
         overrides["force_tokens"] = tuple(body.force_tokens)
     overrides["return_words"] = body.return_words

@@ -88,6 +88,21 @@ def _overrides_from_headers(headers: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def budget_overrides(
+    rate: float | None, target_tokens: int | None, options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """`CompressOptions` overrides for a request's budget: its `rate` and `target_tokens` over its other
+    `options`. A rate given without a target (here or in `options`) beats the default target: the
+    settings' ``target_tokens`` is dropped rather than silently winning over the rate asked for."""
+    out = dict(options or {})
+    if rate is not None:
+        out["rate"] = rate
+        out.setdefault("target_tokens", target_tokens)
+    if target_tokens is not None:
+        out["target_tokens"] = target_tokens
+    return out
+
+
 def resolve_policy(base: Policy, headers: Mapping[str, str], body: PromptpressOptions | None) -> Policy:
     """The policy for one request: settings, then headers, then the body field."""
     overrides = _overrides_from_headers(headers)
@@ -104,8 +119,7 @@ def resolve_policy(base: Policy, headers: Mapping[str, str], body: PromptpressOp
         roles=frozenset(overrides.pop("roles", base.roles)),
         min_tokens=min_tokens,
     )
-    if "rate" in overrides and "target_tokens" not in overrides:
-        overrides["target_tokens"] = None  # a request's rate beats the default budget
+    overrides = budget_overrides(overrides.pop("rate", None), overrides.pop("target_tokens", None), overrides)
     if overrides:
         try:
             policy = replace(policy, options=base.options.with_overrides(**overrides))
