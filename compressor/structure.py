@@ -67,6 +67,15 @@ _NUMBER = re.compile(
     r"(?:\s?(?:%|‰|[kMGTP]?i?[Bb](?:/s)?|[kmµn]?s|ms|h|min|[kmc]?m|kg|g|°[CF]?|x|USD|EUR|GBP)(?![\w]))?"
 )
 _TRAILING = ".,;:!?)]}'\""
+_CODE_SYMBOLS = frozenset("(){}[]=<>;")
+_COMMENT_STARTS = ("#", "//", "/*", "*", '"""', "'''")
+_CODE_KEYWORD = re.compile(
+    r"^\s*(?:def|class|import|from\s+\S+\s+import|return|if|elif|else\s*:|for|while|try\s*:|except|"
+    r"finally\s*:|with|raise|yield|async\s+def|await|const|let|var|function|public|private|protected|"
+    r"static|#include|package|func|fn|@\w+)\b"
+)
+CODE_MIN_LINES = 3  # a run of unfenced code needs this many code-shaped lines
+CODE_MIN_SHARE = 0.6  # ... making up this share of its non-blank lines
 _LONG = re.compile(rf"\S{{{LONG_TOKEN_CHARS},}}")
 _JSON_START = re.compile(r"^[ \t]*[\[{]", re.M)
 _JSON_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
@@ -76,7 +85,7 @@ _DECODER = json.JSONDecoder()
 def find_spans(text: str) -> list[Span]:
     """Non-prose spans of `text`, non-overlapping, in order (block kinds win over inline ones)."""
     taken: list[Span] = []
-    for finder in (_long_spans, _code_blocks, _json_spans, _tables, _inline_code, _inline_kinds):
+    for finder in (_long_spans, _code_blocks, _json_spans, _tables, _code_lines, _inline_code, _inline_kinds):
         for span in finder(text):
             if not _overlaps(span, taken):
                 taken.append(span)
@@ -101,6 +110,45 @@ def _code_blocks(text: str) -> Iterable[Span]:
         end = m.start(1) + len(block.rstrip("\n"))
         if block.strip() and not _looks_like_list(block):
             yield Span(m.start(1), end, "code")
+
+
+def _code_line(line: str) -> bool | None:
+    """True for a line shaped like source code, False for prose, None for blank or comment lines."""
+    stripped = line.strip()
+    if not stripped or stripped.startswith(_COMMENT_STARTS):
+        return None
+    if _CODE_KEYWORD.match(line):
+        return True
+    symbols = sum(c in _CODE_SYMBOLS for c in stripped)
+    return symbols / len(stripped) >= 0.06 and (stripped[-1] in ":{;(,[)]}" or "=" in stripped)
+
+
+def _code_lines(text: str) -> Iterable[Span]:
+    """Runs of unfenced source code: at least `CODE_MIN_LINES` code-shaped lines that make up
+    `CODE_MIN_SHARE` of the run's non-blank lines (two prose-shaped lines may sit inside a run)."""
+    lines: list[tuple[int, int, bool | None]] = []
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        lines.append((pos, pos + len(line.rstrip("\r\n")), _code_line(line)))
+        pos += len(line)
+    i = 0
+    while i < len(lines):
+        if lines[i][2] is not True:
+            i += 1
+            continue
+        j, last_code, gap = i, i, 0
+        while j + 1 < len(lines) and gap < 2:
+            j += 1
+            kind = lines[j][2]
+            if kind is True:
+                last_code, gap = j, 0
+            elif kind is False:
+                gap += 1
+        run = [k for _, _, k in lines[i : last_code + 1]]
+        code, prose = run.count(True), run.count(False)
+        if code >= CODE_MIN_LINES and code >= CODE_MIN_SHARE * (code + prose):
+            yield Span(lines[i][0], lines[last_code][1], "code")
+        i = last_code + 1
 
 
 def _looks_like_list(block: str) -> bool:

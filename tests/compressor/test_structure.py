@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +102,27 @@ def test_policy_overrides_and_errors():
         resolve_policy({"prose": "keep"})
     with pytest.raises(ValueError, match="must be one of"):
         resolve_policy({"code": "maybe"})
+
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "structured"
+
+
+def test_unfenced_source_code_is_found_and_prose_with_brackets_is_not():
+    source = (DATA / "render.py").read_text(encoding="utf-8")
+    code = [s for s in find_spans(source) if s.kind == "code"]
+    covered = sum(s.end - s.start for s in code)
+    assert covered > 0.7 * len(source)
+    assert any("def render(" in source[s.start : s.end] for s in code)
+    prose = (
+        "The committee (chaired by the mayor) met on Monday; it decided to delay the vote.\n"
+        "Members said the plan [which had been drafted in May] needed more work.\n"
+        "A second meeting is planned for June, when the budget is known.\n"
+    )
+    assert all(s.kind != "code" for s in find_spans(prose))
+
+
+def test_a_log_keeps_its_numbers_as_spans():
+    log = (DATA / "dpkg.log").read_text(encoding="utf-8")
+    first = log.splitlines()[0]
+    spans = [s for s in find_spans(first) if s.kind == "number"]
+    assert spans and first[spans[0].start : spans[0].end][:4].isdigit()  # the timestamp's date
