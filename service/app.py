@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 from fastapi import FastAPI
 
+from promptpress.cache import SegmentCache
 from promptpress.cache.factory import open_cache
-from promptpress.compressor import load_compressor
+from promptpress.compressor import Compressor, load_compressor
+from promptpress.compressor.soft.engine import SoftCompressor
 
 from . import logs
 from .errors import install_handlers
@@ -39,13 +40,7 @@ from .state import ServiceState
 __all__ = ["create_app"]
 
 
-def _open_cache(url: str) -> Any:
-
-    return open_cache(url)
-
-
-def _load_compressor(settings: Settings, cache: Any) -> Any:
-
+def _load_compressor(settings: Settings, cache: SegmentCache | None) -> Compressor:
     extra = {"threads": settings.compressor_threads} if settings.compressor_threads else {}
     return load_compressor(settings.model, backend=settings.compressor_backend, cache=cache, **extra)
 
@@ -65,7 +60,7 @@ def _upstream(settings: Settings) -> Upstream | None:
     )
 
 
-def _set_compressor(state: ServiceState, compressor: Any) -> None:
+def _set_compressor(state: ServiceState, compressor: Compressor) -> None:
     state.compressor = compressor
     state.runner = CompressionRunner(
         compressor,
@@ -74,13 +69,13 @@ def _set_compressor(state: ServiceState, compressor: Any) -> None:
     )
 
 
-async def _startup(state: ServiceState, load: bool) -> list[Any]:
+async def _startup(state: ServiceState, load: bool) -> list[SegmentCache]:
     """Open the cache and load the compressor when not given; returns what shutdown must close."""
-    owned: list[Any] = []
+    owned: list[SegmentCache] = []
     settings = state.settings
     if state.cache is None and settings.cache_url:
         try:
-            state.cache = _open_cache(settings.cache_url)
+            state.cache = open_cache(settings.cache_url)
             owned.append(state.cache)
         except Exception as exc:  # the service runs without a cache rather than not at all
             logs.event("cache_unavailable", logging.WARNING, error=f"{type(exc).__name__}: {exc}")
@@ -88,7 +83,7 @@ async def _startup(state: ServiceState, load: bool) -> list[Any]:
         try:
             compressor = await anyio.to_thread.run_sync(_load_compressor, settings, state.cache)
             _set_compressor(state, compressor)
-            logs.event("compressor_loaded", name=getattr(compressor, "name", "?"))
+            logs.event("compressor_loaded", name=compressor.name)
         except Exception as exc:
             state.compressor_error = f"{type(exc).__name__}: {exc}"
             logs.event("compressor_unavailable", logging.ERROR, error=state.compressor_error)
@@ -101,7 +96,10 @@ async def _startup(state: ServiceState, load: bool) -> list[Any]:
 
 
 def create_app(
-    settings: Settings | None = None, compressor: Any = None, cache: Any = None, soft_compressor: Any = None
+    settings: Settings | None = None,
+    compressor: Compressor | None = None,
+    cache: SegmentCache | None = None,
+    soft_compressor: SoftCompressor | None = None,
 ) -> FastAPI:
     """A ready-to-serve ASGI app (run it with uvicorn; startup loads the compressor if not given)."""
     settings = settings or Settings()
@@ -128,9 +126,7 @@ def create_app(
             if state.upstream is not None:
                 await state.upstream.aclose()
             for resource in owned:
-                close = getattr(resource, "close", None)
-                if callable(close):
-                    close()
+                resource.close()
 
     app = FastAPI(
         title="promptpress",

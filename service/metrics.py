@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from promptpress.cache import CacheStats
 
 log = logging.getLogger("promptpress.service")
 
@@ -24,20 +26,27 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 _COMPRESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
+class StatsSource(Protocol):
+    """What the metrics read of a cache: a `SegmentCache`, or anything whose ``stats()`` gives its
+    counters by name."""
+
+    def stats(self) -> CacheStats | Mapping[str, int]: ...
+
+
 class CacheCollector(Collector):
     """Exports the segment cache's counters (``stats()``: hits, misses, errors, bytes...) at scrape
     time. Tolerates a cache without ``stats`` or one whose ``stats`` fails."""
 
-    def __init__(self, get_cache: Callable[[], Any]) -> None:
+    def __init__(self, get_cache: Callable[[], StatsSource | None]) -> None:
         self._get_cache = get_cache
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         cache = self._get_cache()
         if cache is None or not hasattr(cache, "stats"):
             return
         try:
             stats = cache.stats()
-            values = stats.to_dict() if hasattr(stats, "to_dict") else dict(stats)
+            values = stats.to_dict() if isinstance(stats, CacheStats) else dict(stats)
         except Exception as exc:  # a broken cache must not break /metrics
             log.warning("cache stats unavailable: %s", exc)
             yield GaugeMetricFamily("promptpress_cache_up", "1 if the cache answered stats()", value=0)
@@ -49,7 +58,7 @@ class CacheCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, get_cache: Callable[[], Any] = lambda: None) -> None:
+    def __init__(self, get_cache: Callable[[], StatsSource | None] = lambda: None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -98,7 +107,7 @@ class Metrics:
         r.register(self._cache_collector)
         # the labelled children of `requests`/`latency` per (route, method, status): `labels()` validates
         # and locks on every call, a dict lookup does not
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""

@@ -85,7 +85,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 class ServerThread:
     def __init__(
         self,
-        app: Any,
+        app: ASGIApp,
         host: str = "127.0.0.1",
         port: int | None = None,
         *,

@@ -18,13 +18,17 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from promptpress.cache import SegmentCache
 from promptpress.compressor.soft.engine import SoftCompressor
 from promptpress.compressor.soft.prompt import chat_pieces
 
 from .logs import event
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 class SoftModelUnavailable(RuntimeError):
@@ -55,7 +59,7 @@ class TextStream:
     """Incremental detokenization with stop strings: `push` returns only text that is final (no
     half of a UTF-8 character, nothing that could still turn into a stop string)."""
 
-    def __init__(self, tokenizer: Any, stop: Sequence[str] = ()) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, stop: Sequence[str] = ()) -> None:
         self.tokenizer = tokenizer
         self.stop = [s for s in stop if s]
         self.ids: list[int] = []
@@ -93,28 +97,34 @@ class TextStream:
 class SoftModel:
     """A `SoftCompressor` served under `name`; `load` makes one (called once, in the worker)."""
 
-    def __init__(self, name: str, load: Callable[[], Any], *, min_block_tokens: int, max_tokens: int) -> None:
+    def __init__(
+        self, name: str, load: Callable[[], SoftCompressor], *, min_block_tokens: int, max_tokens: int
+    ) -> None:
         self.name = name
         self.min_block_tokens = min_block_tokens
         self.max_tokens = max_tokens
         self.created = int(time.time())
         self.error: str | None = None
         self._load = load
-        self._soft: Any = None
+        self._soft: SoftCompressor | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptpress-soft")
         self._slot = asyncio.Semaphore(1)
         self._loading = asyncio.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, get_cache: Callable[[], Any], soft: Any = None) -> SoftModel:
+    def from_settings(
+        cls,
+        settings: Settings,
+        get_cache: Callable[[], SegmentCache | None],
+        soft: SoftCompressor | None = None,
+    ) -> SoftModel:
         """The model `settings` ask for, served from `soft` (a ready `SoftCompressor`) when given,
         else loaded when first needed from the settings' weights/decoder/precision with the cache
         `get_cache()` returns then."""
         if not settings.soft_model_name:
             raise ValueError("soft_model_name is not set")
 
-        def load() -> Any:
-
+        def load() -> SoftCompressor:
             return SoftCompressor.from_pretrained(
                 settings.soft_weights,
                 decoder=settings.soft_decoder,
@@ -135,7 +145,7 @@ class SoftModel:
     def loaded(self) -> bool:
         return self._soft is not None
 
-    async def compressor(self) -> Any:
+    async def compressor(self) -> SoftCompressor:
         """The loaded `SoftCompressor` (loading it now if needed; a failed load is retried next time)."""
         async with self._loading:
             if self._soft is None:

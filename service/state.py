@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import Request
+
+from promptpress.cache import SegmentCache
+from promptpress.compressor import Compressor
 
 from .compression import RequestCompressor
 from .errors import APIError
@@ -25,10 +27,10 @@ class ServiceState:
     policy: Policy
     metrics: Metrics
     upstream: Upstream | None = None
-    compressor: Any = None
+    compressor: Compressor | None = None
     compressor_error: str | None = None
     runner: CompressionRunner | None = None
-    cache: Any = None
+    cache: SegmentCache | None = None
     soft: SoftModel | None = None  # the soft compressor served as a model (`soft_model_name`)
     _keys: list[bytes] = field(default_factory=list)
 

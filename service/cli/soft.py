@@ -11,7 +11,7 @@ from promptpress.compressor.extras import require
 DEFAULT_DATA = "../shared/data/qmsum-train"
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train-soft",
         help="train the CompLLM-style soft compressor (LoRA + projection) by distillation",
