@@ -1,157 +1,134 @@
-"""Which units to keep for a token budget.
+"""How many tokens a call keeps, per context, and the strategy that spends them.
 
-- `select_window`: LLMLingua-2's rule, per encoder window: the threshold is the
-  ``int(100 * (1 - rate) + 1)``-th percentile of the window's word probabilities, each repeated once
-  per tiktoken token of the word; keep words strictly above it (or equal to it when it is 1.0).
-  Every window keeps about `rate` of itself, so short windows, forced words and uneven windows make
-  the total miss the target (llmlingua issues #195, #196).
-- `select_global`: rank every unit of every context together and take the most probable until the
-  budget is spent, then correct against the real token count of the rendered text (joining words
-  changes how tiktoken merges them). Meets the target within a few percent whatever the length.
+A call's budget is planned once, from its options, before any unit is chosen (`plan_budget`):
 
-Forced units are always kept and spend budget first.
+1. the context filter (``context_filter``) keeps the contexts whose mean keep probability is among
+   the top ``context_rate`` of them (LLMLingua-2's coarse step: `context_scores`, `select_contexts`);
+2. `allocate_budget` turns the contexts' token counts into the call's budget: ``target_tokens``,
+   else ``round(rate * tokens)``; per context when ``context_budgets`` are given, or when relevance
+   scores split the call's budget (question-weighted: `split_budget`, as `QuestionAwareCompressor`
+   and the LangChain document compressor do);
+3. one selection strategy spends it:
+   - `GlobalSelection`: the units of all kept contexts ranked together against one budget;
+   - `PerContextSelection`: each kept context against its own budget;
+   - `WindowSelection`: LLMLingua-2's per-window percentile at one rate;
+   or none when everything fits (the input is returned as it is).
+
+The selection algorithms are in `selection`; `render.Rendering` turns keep masks into text and counts it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 
+from .options import CompressOptions, OptionsError
+from .render import Rendering
+from .selection import drop_consecutive_forced, select_global, select_window, window_floor
 from .units import Units
 
-
-def select_window(units: Units, rate: float) -> np.ndarray:
-    keep = np.ones(len(units), dtype=bool)
-    reduce_rate = 1.0 - rate
-    if reduce_rate <= 0 or len(units) == 0:
-        return keep
-    probs = np.where(units.forced, 1.0, units.probs).astype(np.float64)
-    counts = np.maximum(units.counts, 0)
-    order = np.argsort(units.window, kind="stable")
-    bounds = np.flatnonzero(np.diff(units.window[order])) + 1
-    for group in np.split(order, bounds):
-        p = probs[group]
-        repeated = np.repeat(p, counts[group])
-        if len(repeated) == 0:
-            continue
-        threshold = np.percentile(repeated, int(100 * reduce_rate + 1))
-        keep[group] = (p > threshold) | ((threshold == 1.0) & (p == threshold))
-    return keep
+T = TypeVar("T")
+Masks = list[np.ndarray]
 
 
-def window_floor(units: Units, rate: float) -> np.ndarray:
-    """Per unit, its window's ``int(100 * (1 - rate))``-th percentile of word probabilities: what
-    llmlingua's drop_consecutive counts as "a word kept between two force tokens"."""
-    floor = np.zeros(len(units), dtype=np.float64)
-    for w in np.unique(units.window):
-        sel = units.window == w
-        floor[sel] = np.percentile(units.probs[sel], int(100 * (1 - rate)))
-    return floor
+# ---------------------------------------------------------------------------------- token budgets
+@dataclass(frozen=True)
+class Budget:
+    """What one call may keep: `total` tokens, or `per_context` budgets (each context meets its own)."""
+
+    total: int
+    per_context: tuple[int, ...] | None = None
+
+    def fits(self, tokens: Sequence[int], joined: int) -> bool:
+        """Nothing to remove: each context within its budget, or the whole call within `total`."""
+        if self.per_context is None:
+            return self.total >= joined
+        return all(b >= n for b, n in zip(self.per_context, tokens))
 
 
-def drop_consecutive_forced(units: Units, keep: np.ndarray, between: np.ndarray) -> np.ndarray:
-    """Drop a force-token unit equal to the previous force-token unit when no `between` unit lies
-    between them (llmlingua's ``drop_consecutive``): runs of "\\n\\n\\n" or "..." collapse."""
-    idx = np.flatnonzero(units.force_id >= 0)
-    if len(idx) < 2:
-        return keep
-    keep = keep.copy()
-    signal = np.concatenate([[0], np.cumsum(between & (units.force_id < 0))])
-    same = units.force_id[idx[1:]] == units.force_id[idx[:-1]]
-    nothing_between = signal[idx[1:]] - signal[idx[:-1] + 1] == 0
-    keep[idx[1:][same & nothing_between]] = False
-    return keep
-
-
-def select_global(
-    contexts: Sequence[Units],
-    budget: int,
-    measure: Callable[[list[np.ndarray]], int],
+def allocate_budget(
+    tokens: Sequence[int],
+    options: CompressOptions,
+    relevance: Sequence[float] | None = None,
     *,
-    postprocess: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
-    tolerance: float = 0.02,
-    max_rounds: int = 16,
-) -> list[np.ndarray]:
-    """Keep the most probable units of all contexts within `budget` tokens.
+    joined: int | None = None,
+    temperature: float = 0.1,
+    min_rate: float = 0.1,
+) -> Budget:
+    """The budget of a call over contexts of ``tokens[i]`` tokens.
 
-    `measure(keeps)` returns the real token count of the text the keep masks render to; the
-    selection is corrected against it a few times (it moves by whole words, so it converges fast).
+    The call's total is ``options.target_tokens``, else ``round(options.rate * joined)`` (`joined`:
+    the tokens of the contexts as one text; default their sum). With `relevance` (one score per
+    context) the total is split by relevance (`split_budget`; every context gets at least one token);
+    otherwise ``options.context_budgets``, when set, are the per-context budgets.
     """
-    sizes = [len(u) for u in contexts]
-    if sum(sizes) == 0:
-        return [np.zeros(0, dtype=bool) for _ in contexts]
-    probs = np.concatenate([u.probs for u in contexts]).astype(np.float64)
-    forced = np.concatenate([u.forced for u in contexts])
-    counts = np.concatenate([u.counts for u in contexts]).astype(np.int64)
-    free = np.flatnonzero(~forced)
-    order = free[np.argsort(-probs[free], kind="stable")]
-    cumulative = np.cumsum(counts[order])
-    forced_tokens = int(counts[forced].sum())
-    splits = np.cumsum(sizes)[:-1]
-
-    def masks_for(n_free: int) -> tuple[list[np.ndarray], int]:
-        keep = forced.copy()
-        keep[order[:n_free]] = True
-        masks = np.split(keep, splits)
-        masks = postprocess(masks) if postprocess else masks
-        return masks, measure(masks)
-
-    def n_for(tokens: float) -> int:
-        k = int(np.searchsorted(cumulative, tokens, side="right"))
-        if k < len(cumulative) and k > 0 and abs(cumulative[k] - tokens) < abs(cumulative[k - 1] - tokens):
-            k += 1
-        return min(k, len(order))
-
-    return _search(len(order), n_for, masks_for, budget, forced_tokens, tolerance, max_rounds)
+    whole = sum(tokens) if joined is None else joined
+    total = options.target_tokens if options.target_tokens is not None else round(options.rate * whole)
+    if relevance is not None:
+        shares = split_budget(tokens, relevance, total, temperature=temperature, min_rate=min_rate)
+        return Budget(total, tuple(max(1, int(s)) for s in shares))
+    if options.context_budgets is not None:
+        if len(options.context_budgets) != len(tokens):
+            raise OptionsError(
+                f"context_budgets has {len(options.context_budgets)} entries for {len(tokens)} contexts"
+            )
+        return Budget(sum(options.context_budgets), options.context_budgets)
+    return Budget(total)
 
 
-def _search(
-    n: int,
-    n_for: Callable[[float], int],
-    measure_k: Callable[[int], tuple[list[np.ndarray], int]],
+def check_split(temperature: float, min_rate: float) -> None:
+    """The shape of a relevance split (`split_budget`) is valid, or ValueError."""
+    if temperature <= 0 or not 0 < min_rate <= 1:
+        raise ValueError("temperature must be > 0 and min_rate in (0, 1]")
+
+
+def split_budget(
+    tokens: Sequence[int],
+    scores: Sequence[float],
     budget: int,
-    forced_tokens: int,
-    tolerance: float,
-    max_rounds: int,
-) -> list[np.ndarray]:
-    """Find how many free units to keep so the rendered text meets `budget`: a first guess from the
-    units' own token counts, rescaled while only one side of the budget is known, then regula falsi
-    inside the bracket (joining words changes the count by more than the words' own tokens, so a
-    plain correction by the error can oscillate around the target)."""
-    desired = float(budget - forced_tokens)
-    k = n_for(desired) if desired > 0 else 0
-    below: tuple[int, int] | None = None  # (k, tokens) with tokens <= budget
-    above: tuple[int, int] | None = None
-    best: tuple[float, list[np.ndarray]] | None = None
-    tried: set[int] = set()
-    for _ in range(max_rounds):
-        tried.add(k)
-        masks, actual = measure_k(k)
-        error = actual - budget
-        if best is None or abs(error) < best[0]:
-            best = (abs(error), masks)
-        if abs(error) <= tolerance * budget or (k == 0 and error > 0) or (k == n and error < 0):
-            break
-        if error < 0 and (below is None or k > below[0]):
-            below = (k, actual)
-        elif error > 0 and (above is None or k < above[0]):
-            above = (k, actual)
-        if below is not None and above is not None:
-            if above[0] - below[0] <= 1:
-                break
-            slope = (above[0] - below[0]) / max(above[1] - below[1], 1)
-            k = below[0] + round((budget - below[1]) * slope)
-            k = min(max(k, below[0] + 1), above[0] - 1)
+    *,
+    temperature: float = 0.1,
+    min_rate: float = 0.1,
+) -> list[int]:
+    """Per-unit token targets summing to about `budget`, larger for more relevant units.
+
+    Unit i keeps ``clip(c * exp((s_i - max s) / temperature), min_rate, 1)`` of its ``tokens[i]``,
+    with the scale ``c`` found by bisection so the targets add up to `budget`. A small `temperature`
+    favours the top units strongly; a large one tends to the same rate for all.
+    """
+    if len(tokens) != len(scores):
+        raise ValueError(f"{len(tokens)} token counts for {len(scores)} scores")
+    check_split(temperature, min_rate)
+    total = sum(tokens)
+    if not tokens or budget >= total:
+        return list(tokens)
+    if budget <= min_rate * total:  # even the floor does not fit: the same rate for everyone
+        return [max(1, round(n * budget / total)) if n else 0 for n in tokens]
+    top = max(scores)
+    log_weights = [(s - top) / temperature for s in scores]
+
+    def rates(log_scale: float) -> list[float]:
+        return [min(1.0, max(min_rate, math.exp(min(0.0, log_scale + lw)))) for lw in log_weights]
+
+    def kept(log_scale: float) -> float:
+        return sum(n * r for n, r in zip(tokens, rates(log_scale)))
+
+    # at log(min_rate) every unit sits at the floor (< budget); at -min(log_weights) all keep everything
+    low, high = math.log(min_rate), -min(log_weights)
+    for _ in range(60):
+        mid = (low + high) / 2
+        if kept(mid) < budget:
+            low = mid
         else:
-            desired = max(desired * budget / max(actual, 1), 0.0)
-            k = n_for(desired)
-        if k in tried:
-            break
-    assert best is not None
-    return best[1]
+            high = mid
+    return [max(1, round(n * r)) if n else 0 for n, r in zip(tokens, rates(high))]
 
 
+# ---------------------------------------------------------------------------------- context filter
 def context_scores(contexts: Sequence[Units]) -> np.ndarray:
     """Mean model keep probability of each context's words (LLMLingua-2's context-level score)."""
     return np.asarray([float(u.probs.mean()) if len(u) else 0.0 for u in contexts], dtype=np.float64)
@@ -167,3 +144,129 @@ def select_contexts(scores: np.ndarray, context_rate: float, force: Sequence[int
         if 0 <= i < len(scores):
             keep[i] = True
     return keep
+
+
+def context_rate(options: CompressOptions, joined: int) -> float:
+    """Share of contexts the filter keeps: ``context_rate``; else twice the token target's share of
+    the call (at most 1) or ``(1 + rate) / 2``."""
+    if options.context_rate is not None:
+        return options.context_rate
+    if options.target_tokens is not None:
+        return min(1.0, 2 * options.target_tokens / max(joined, 1))
+    return (options.rate + 1.0) / 2
+
+
+def window_rate(options: CompressOptions, kept_tokens: int) -> float:
+    """The rate of every window (``budget="window"``): ``rate``, or the token target's share of the
+    kept contexts' tokens (at most 1)."""
+    if options.target_tokens is None:
+        return options.rate
+    return min(1.0, options.target_tokens / max(kept_tokens, 1))
+
+
+# ---------------------------------------------------------------------------------- strategies
+class Selection(Protocol):
+    """Chooses the units to keep in the kept contexts (one keep mask per context)."""
+
+    def select(self, units: Sequence[Units], rendering: Rendering) -> Masks: ...
+
+
+@dataclass(frozen=True)
+class GlobalSelection:
+    """The units of all contexts ranked together; the rendered text of the call meets `total`."""
+
+    total: int
+    drop_consecutive: bool = False
+
+    def select(self, units: Sequence[Units], rendering: Rendering) -> Masks:
+        return select_global(
+            units, self.total, rendering.tokens, postprocess=_repeats(units, self.drop_consecutive)
+        )
+
+
+@dataclass(frozen=True)
+class PerContextSelection:
+    """Each context's rendered text meets its own budget."""
+
+    budgets: tuple[int, ...]
+    drop_consecutive: bool = False
+
+    def select(self, units: Sequence[Units], rendering: Rendering) -> Masks:
+        return [
+            select_global(
+                [u], b, rendering.context(i).tokens, postprocess=_repeats([u], self.drop_consecutive)
+            )[0]
+            for i, (u, b) in enumerate(zip(units, self.budgets))
+        ]
+
+
+@dataclass(frozen=True)
+class WindowSelection:
+    """LLMLingua-2's rule: every encoder window keeps about `rate` of its tokens."""
+
+    rate: float
+    drop_consecutive: bool = False
+
+    def select(self, units: Sequence[Units], rendering: Rendering) -> Masks:
+        masks = [select_window(u, self.rate) for u in units]
+        if self.drop_consecutive:  # llmlingua: "kept between" means above the window's floor
+            masks = [
+                drop_consecutive_forced(u, m, u.probs > window_floor(u, self.rate))
+                for u, m in zip(units, masks)
+            ]
+        return masks
+
+
+def _repeats(units: Sequence[Units], drop: bool) -> Callable[[Masks], Masks] | None:
+    """The postprocess dropping repeated force tokens (``drop_consecutive``), or None."""
+    if not drop:
+        return None
+
+    def drop_repeats(masks: Masks) -> Masks:
+        return [drop_consecutive_forced(u, m, m) for u, m in zip(units, masks)]
+
+    return drop_repeats
+
+
+# ---------------------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class Plan:
+    """What one call keeps: which contexts, and the strategy choosing their units."""
+
+    keep: np.ndarray  # [contexts] bool: kept by the context filter
+    scores: np.ndarray  # [contexts] mean keep probability (the filter's score)
+    selection: Selection | None  # None: everything fits, the input stays as it is
+
+    def kept(self, items: Sequence[T]) -> list[T]:
+        """The items of the kept contexts."""
+        return [x for x, k in zip(items, self.keep) if k]
+
+    def restore(self, kept: Sequence[T], dropped: Sequence[T]) -> list[T]:
+        """One item per context: `kept`'s in order for kept contexts, `dropped`'s for the others."""
+        it = iter(kept)
+        return [next(it) if k else d for k, d in zip(self.keep, dropped)]
+
+
+def plan_budget(units: Sequence[Units], tokens: Sequence[int], joined: int, options: CompressOptions) -> Plan:
+    """The plan of a call over contexts of `units` (``tokens[i]`` tokens each, `joined` as one text)."""
+    scores = context_scores(units)
+    keep = np.ones(len(units), dtype=bool)
+    if options.context_filter and len(units) > 1:
+        keep = select_contexts(scores, context_rate(options, joined), options.force_contexts)
+    budget = allocate_budget(tokens, options, joined=joined)
+    if keep.all() and budget.fits(tokens, joined):
+        return Plan(keep, scores, None)
+    return Plan(keep, scores, _selection(options, budget, tokens, keep))
+
+
+def _selection(
+    options: CompressOptions, budget: Budget, tokens: Sequence[int], keep: np.ndarray
+) -> Selection:
+    """The strategy the options ask for, over the kept contexts."""
+    if options.budget == "window":
+        kept_tokens = sum(n for n, k in zip(tokens, keep) if k)
+        return WindowSelection(window_rate(options, kept_tokens), options.drop_consecutive)
+    if budget.per_context is not None:
+        budgets = tuple(b for b, k in zip(budget.per_context, keep) if k)
+        return PerContextSelection(budgets, options.drop_consecutive)
+    return GlobalSelection(budget.total, options.drop_consecutive)

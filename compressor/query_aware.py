@@ -5,8 +5,8 @@ coarse step helps a great deal: score each unit of the input by its relevance to
 let relevant units keep most of their words while off-topic ones keep few. Here relevance is the
 cosine similarity of sentence embeddings (default: the packaged all-MiniLM-L6-v2 through
 sentence-transformers, offline), and the units are the contexts given, or the paragraphs (blank
-lines) of a single long context. `split_budget` turns scores into per-unit token budgets that add
-up to the call's budget; the classifier then compresses every unit to its share in one batched call
+lines) of a single long context. `budget.allocate_budget` splits the call's budget by the scores
+(`split_budget`); the classifier then compresses every unit to its share in one batched call
 (`CompressOptions.context_budgets`).
 
     from promptpress.compressor import load_compressor
@@ -15,7 +15,8 @@ up to the call's budget; the classifier then compresses every unit to its share 
     qa = QuestionAwareCompressor(load_compressor())
     qa.compress_for_question(document, "Who signed the treaty?", 0.33).compressed_text
 
-The LangChain document compressor (`promptpress.adapters`) does the same over retrieved documents.
+The LangChain document compressor (`promptpress.adapters`) scores retrieved documents with its own
+embeddings and compresses them through `QuestionAwareCompressor.compress_by_relevance`.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .assets import resolve
+from .budget import allocate_budget, check_split, split_budget
 from .options import CompressOptions, Compressor, OptionsError
 from .quiet import quiet_transformers
 from .result import CompressionResult
-from .tokens import count_tokens
+from .tokens import DEFAULT_ENCODING, count_tokens
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
@@ -100,54 +102,12 @@ def paragraphs(text: str) -> list[str]:
     return [p.strip() for p in _PARAGRAPHS.split(text) if p.strip()]
 
 
-def split_budget(
-    tokens: Sequence[int],
-    scores: Sequence[float],
-    budget: int,
-    *,
-    temperature: float = 0.1,
-    min_rate: float = 0.1,
-) -> list[int]:
-    """Per-unit token targets summing to about `budget`, larger for more relevant units.
-
-    Unit i keeps ``clip(c * exp((s_i - max s) / temperature), min_rate, 1)`` of its ``tokens[i]``,
-    with the scale ``c`` found by bisection so the targets add up to `budget`. A small `temperature`
-    favours the top units strongly; a large one tends to the same rate for all.
-    """
-    if len(tokens) != len(scores):
-        raise ValueError(f"{len(tokens)} token counts for {len(scores)} scores")
-    if temperature <= 0 or not 0 < min_rate <= 1:
-        raise ValueError("temperature must be > 0 and min_rate in (0, 1]")
-    total = sum(tokens)
-    if not tokens or budget >= total:
-        return list(tokens)
-    if budget <= min_rate * total:  # even the floor does not fit: the same rate for everyone
-        return [max(1, round(n * budget / total)) if n else 0 for n in tokens]
-    top = max(scores)
-    log_weights = [(s - top) / temperature for s in scores]
-
-    def rates(log_scale: float) -> list[float]:
-        return [min(1.0, max(min_rate, math.exp(min(0.0, log_scale + lw)))) for lw in log_weights]
-
-    def kept(log_scale: float) -> float:
-        return sum(n * r for n, r in zip(tokens, rates(log_scale)))
-
-    # at log(min_rate) every unit sits at the floor (< budget); at -min(log_weights) all keep everything
-    low, high = math.log(min_rate), -min(log_weights)
-    for _ in range(60):
-        mid = (low + high) / 2
-        if kept(mid) < budget:
-            low = mid
-        else:
-            high = mid
-    return [max(1, round(n * r)) if n else 0 for n, r in zip(tokens, rates(high))]
-
-
 class QuestionAwareCompressor:
     """`compressor` behind a relevance-weighted budget (see the module docstring).
 
     `embed` maps texts to vectors (default: `sentence_embedder()`, loaded on first use);
-    `temperature` and `min_rate` shape the split (`split_budget`).
+    `temperature` and `min_rate` shape the split (`split_budget`). Budgets are counted in the
+    compressor's own tiktoken encoding when it has one (``compressor.encoding``).
     """
 
     def __init__(
@@ -158,8 +118,7 @@ class QuestionAwareCompressor:
         temperature: float = 0.1,
         min_rate: float = 0.1,
     ) -> None:
-        if temperature <= 0 or not 0 < min_rate <= 1:
-            raise ValueError("temperature must be > 0 and min_rate in (0, 1]")
+        check_split(temperature, min_rate)
         self.compressor = compressor
         self.embed = embed or sentence_embedder()
         self.temperature = temperature
@@ -192,12 +151,29 @@ class QuestionAwareCompressor:
         units = paragraphs(context) if isinstance(context, str) else list(context)
         if len(units) < 2 or not question.strip():
             return self.compressor.compress(context, opts)
-        tokens = [count_tokens(u) for u in units]
-        budget = opts.target_tokens if opts.target_tokens is not None else round(opts.rate * sum(tokens))
-        targets = split_budget(
-            tokens, self.scores(question, units), budget, temperature=self.temperature, min_rate=self.min_rate
+        return self.compress_by_relevance(units, self.scores(question, units), opts)
+
+    def budgets(
+        self, texts: Sequence[str], relevance: Sequence[float], options: CompressOptions
+    ) -> tuple[int, ...]:
+        """Each text's token budget: the call's budget (`options`) split by `relevance`."""
+        tokens = [self._count(t) for t in texts]
+        budget = allocate_budget(
+            tokens, options, relevance, temperature=self.temperature, min_rate=self.min_rate
         )
-        budgets = tuple(max(1, int(t)) for t in targets)
+        assert budget.per_context is not None  # relevance always splits the budget
+        return budget.per_context
+
+    def compress_by_relevance(
+        self, texts: Sequence[str], relevance: Sequence[float], options: CompressOptions
+    ) -> CompressionResult:
+        """`texts` in one call, each compressed to its share of the budget by `relevance` (one score
+        per text, e.g. `scores`); `options` needs ``budget="global"``."""
+        budgets = self.budgets(texts, relevance, options)
         return self.compressor.compress(
-            units, opts.with_overrides(target_tokens=None, budget="global", context_budgets=budgets)
+            list(texts), options.with_overrides(target_tokens=None, context_budgets=budgets)
         )
+
+    def _count(self, text: str) -> int:
+        encoding = getattr(self.compressor, "encoding", None)
+        return count_tokens(text, encoding.name if encoding is not None else DEFAULT_ENCODING)

@@ -9,8 +9,13 @@ and both sides are alphanumeric, a space keeps the words apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
+from .units import Units
+
+SEPARATOR = "\n\n"  # between the contexts of a call in its compressed text
 _SEPARATORS = ("", " ", "\n", "\n\n")
 
 
@@ -59,3 +64,27 @@ def render(text: str, spans: np.ndarray, keep: np.ndarray, levels: np.ndarray | 
             pieces.append(sep)
         pieces.append(piece)
     return "".join(pieces)
+
+
+class Rendering:
+    """Keep masks of some contexts' units -> their texts, and the tokens those texts cost joined as a
+    call's compressed text is (whitespace levels computed once per context)."""
+
+    def __init__(
+        self, units: Sequence[Units], count: Callable[[str], int], levels: Sequence[np.ndarray] | None = None
+    ) -> None:
+        self.units = list(units)
+        self.count = count
+        self.levels = (
+            list(levels) if levels is not None else [gap_levels(u.text, u.spans) for u in self.units]
+        )
+
+    def texts(self, masks: Sequence[np.ndarray]) -> list[str]:
+        return [render(u.text, u.spans, m, lv) for u, m, lv in zip(self.units, masks, self.levels)]
+
+    def tokens(self, masks: Sequence[np.ndarray]) -> int:
+        return self.count(SEPARATOR.join(self.texts(masks)))
+
+    def context(self, index: int) -> Rendering:
+        """The rendering of one of the contexts alone."""
+        return Rendering([self.units[index]], self.count, [self.levels[index]])

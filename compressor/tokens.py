@@ -12,10 +12,12 @@ import gzip
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import tiktoken
 
 from .assets import cache_dir
@@ -85,3 +87,31 @@ def get_encoding(name: str = DEFAULT_ENCODING) -> tiktoken.Encoding:
 def count_tokens(text: str, encoding: str = DEFAULT_ENCODING) -> int:
     """Number of tokens of `text` (special-token strings are counted as plain text)."""
     return len(get_encoding(encoding).encode_ordinary(text))
+
+
+def unit_tokens(encoding: tiktoken.Encoding, text: str, spans: np.ndarray) -> np.ndarray:
+    """Tokens of each unit (character spans of `text`), from one pass over the whole text: a token
+    belongs to the unit holding its last character (" word" tokens carry the space before the word)."""
+    counts = np.zeros(len(spans), dtype=np.int64)
+    if not len(spans) or not text:
+        return counts
+    tokens = encoding.encode_ordinary(text)
+    _, starts = encoding.decode_with_offsets(tokens)
+    last_char = np.append(np.asarray(starts[1:], dtype=np.int64), len(text)) - 1
+    unit = np.searchsorted(spans[:, 0], last_char, side="right") - 1
+    inside = (unit >= 0) & (last_char < spans[np.maximum(unit, 0), 1])
+    np.add.at(counts, unit[inside], 1)
+    return np.maximum(counts, 1)  # a unit sharing its token with a neighbour still costs one
+
+
+def word_tokens(
+    encoding: tiktoken.Encoding, normalize: Callable[[str], str] | None, text: str, spans: np.ndarray
+) -> np.ndarray:
+    """Tokens of each word counted alone, as the encoder's normaliser sees it (`normalize`: e.g.
+    lower-cased, accents stripped for uncased models): llmlingua counts its word pieces this way, so
+    the per-window thresholds match it."""
+    words = [text[s:e] for s, e in spans.tolist()]
+    if normalize is not None:
+        words = [normalize(w) for w in words]
+    encode = encoding.encode_ordinary
+    return np.fromiter((len(encode(w)) for w in words), dtype=np.int64, count=len(words))

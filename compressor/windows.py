@@ -94,3 +94,12 @@ def _last_end(ends: np.ndarray, start: int, limit: int) -> int:
     if len(candidates):
         return start + 1 + int(candidates[-1]) + 1
     return limit
+
+
+def cut_windows(
+    windowing: str, ids: np.ndarray, ends: np.ndarray, paragraphs: np.ndarray, max_len: int
+) -> list[Window]:
+    """A context's windows by the ``windowing`` option: "stable" (default) or "greedy"."""
+    if windowing == "greedy":
+        return greedy_windows(ends, max_len)
+    return stable_windows(ids, ends, paragraphs, max_len)
