@@ -7,7 +7,8 @@ document gets its compression figures under ``metadata["promptpress"]``.
 Without a query (or with ``query_aware=False``) the documents are compressed in one call and share
 one token budget: the classifier decides which words of which document go. With a query, the
 documents are scored against it with an embedding model (`relevance`); documents under
-``min_relevance`` are dropped and the others share the budget in proportion to their relevance.
+``min_relevance`` are dropped and the others share the budget by their relevance, as
+`QuestionAwareCompressor.compress_by_relevance` splits it.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from langchain_core.documents import BaseDocumentCompressor, BaseDocumentTransfo
 from langchain_core.embeddings import Embeddings
 from pydantic import Field
 
-from promptpress.compressor import CompressionResult, CompressOptions, Compressor, count_tokens
+from promptpress.compressor import CompressionResult, CompressOptions, Compressor
+from promptpress.compressor.query_aware import QuestionAwareCompressor
 
 from .embeddings import LocalEmbeddings
-from .relevance import arelevance_scores, relevance_scores, split_budget
+from .relevance import arelevance_scores, relevance_scores
 from .shared import CompressorFields
 
 __all__ = ["PromptpressDocumentCompressor"]
@@ -125,19 +127,12 @@ class PromptpressDocumentCompressor(CompressorFields, BaseDocumentCompressor, Ba
     def _split(
         self, compressor: Compressor, options: CompressOptions, texts: list[str], scores: list[float]
     ) -> list[tuple[str, int, int] | None]:
-        """One call; each document gets its share of the budget (`context_budgets`)."""
-        encoding = getattr(compressor, "encoding", None)
-        tokens = [count_tokens(t, encoding.name) if encoding is not None else count_tokens(t) for t in texts]
-        total = sum(tokens)
-        budget = options.target_tokens if options.target_tokens is not None else round(options.rate * total)
-        targets = split_budget(tokens, scores, budget, temperature=self.temperature, min_rate=self.min_rate)
-        budgets = tuple(max(1, int(t)) for t in targets)
+        """Each document gets its share of the budget by relevance (`QuestionAwareCompressor`)."""
+        shares = QuestionAwareCompressor(compressor, temperature=self.temperature, min_rate=self.min_rate)
         if options.budget == "global":
-            return _per_context(
-                compressor.compress(texts, options, target_tokens=None, context_budgets=budgets)
-            )
+            return _per_context(shares.compress_by_relevance(texts, scores, options))
         out = []  # llmlingua's per-window mode has no per-context budgets: one call per document
-        for text, target in zip(texts, budgets):
+        for text, target in zip(texts, shares.budgets(texts, scores, options)):
             out.extend(_per_context(compressor.compress(text, options, target_tokens=target)))
         return out
 

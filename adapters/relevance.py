@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from langchain_core.embeddings import Embeddings
 
+from promptpress.compressor.budget import split_budget
 from promptpress.compressor.query_aware import cosine_scores as _cosines
-from promptpress.compressor.query_aware import split_budget
 
 __all__ = ["arelevance_scores", "relevance_scores", "split_budget"]
 
