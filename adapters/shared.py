@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from promptpress.cache import open_cache
+from promptpress.cache import SegmentCache, open_cache
 from promptpress.compressor import CompressOptions, Compressor, load_compressor
 
 __all__ = [
@@ -24,11 +24,14 @@ __all__ = [
     "shared_compressor",
 ]
 
+CacheArg = SegmentCache | str | None  # a cache object, a spec such as "redis://host:6379/0", or none
+
 _lock = threading.Lock()
-_shared: dict[tuple[str, Any], tuple[Any, Compressor]] = {}  # key -> (cache kept alive, compressor)
+# key -> (cache kept alive, compressor)
+_shared: dict[tuple[str, object], tuple[SegmentCache | None, Compressor]] = {}
 
 
-def _cache_key(cache: Any) -> tuple[str, Any]:
+def _cache_key(cache: CacheArg) -> tuple[str, object]:
     if cache is None:
         return ("none", None)
     if isinstance(cache, str):
@@ -36,7 +39,7 @@ def _cache_key(cache: Any) -> tuple[str, Any]:
     return ("object", id(cache))
 
 
-def shared_compressor(cache: Any = None) -> Compressor:
+def shared_compressor(cache: CacheArg = None) -> Compressor:
     """The process-wide default compressor (shipped model, CPU) reading and writing `cache`.
 
     `cache` is a segment cache object (`promptpress.cache.open_cache(...)`), a cache spec string such
@@ -46,16 +49,15 @@ def shared_compressor(cache: Any = None) -> Compressor:
     with _lock:  # loading twice in parallel would double the memory and the start-up time
         entry = _shared.get(key)
         if entry is None:
-            opened = cache
-            if isinstance(cache, str):
-                opened = open_cache(cache)
+            opened = open_cache(cache) if isinstance(cache, str) else cache
             entry = (opened, load_compressor(cache=opened))
             _shared[key] = entry
     return entry[1]
 
 
-def resolve_compressor(compressor: Any, cache: Any) -> Compressor:
-    """`compressor` if given (checked), else the shared default for `cache`."""
+def resolve_compressor(compressor: Compressor | None, cache: CacheArg) -> Compressor:
+    """`compressor` if given (checked: the adapters' fields take any object), else the shared default
+    for `cache`."""
     if compressor is None:
         return shared_compressor(cache)
     if not callable(getattr(compressor, "compress", None)):
@@ -71,7 +73,7 @@ def resolve_compressor(compressor: Any, cache: Any) -> Compressor:
     return compressor
 
 
-def check_compressor_args(compressor: Any, cache: Any) -> None:
+def check_compressor_args(compressor: Compressor | None, cache: CacheArg) -> None:
     """Fail at construction, not at the first call, on arguments `resolve_compressor` would reject."""
     if compressor is not None:
         resolve_compressor(compressor, cache)
@@ -109,6 +111,8 @@ class CompressorFields(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
+    # any object: `check_compressor_args` says what is wrong with a clear TypeError (a typed pydantic
+    # field would turn it into a ValidationError)
     compressor: Any = None
     cache: Any = None
     rate: float | None = None

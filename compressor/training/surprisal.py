@@ -12,6 +12,7 @@ and words relevant to it but still surprising score higher.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from ..assets import DEFAULT_DECODER
 from ..soft.decoder import load_decoder
 from .teachers import WordLabels
 from .wordsplit import EncodedWords, top_k_mask
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 PREFIX = "Meeting transcript:\n"
 
@@ -65,6 +69,7 @@ class SurprisalTeacher:
         import torch
 
         spec = os.fspath(model) if model else DEFAULT_DECODER
+        self.model: PreTrainedModel | None
         self.model, self.tokenizer = load_decoder(spec, torch.float32)
         self.rate = rate
         self.condition = condition
@@ -98,7 +103,7 @@ class SurprisalTeacher:
             first = max(0, start - max(overlap, 1)) if start > 1 else 0
             end = min(len(ids), first + self.max_lm_tokens)
             with torch.inference_mode():
-                logits = self.model(torch.tensor([ids[first:end]])).logits[0].float()
+                logits = self._model()(torch.tensor([ids[first:end]])).logits[0].float()
             logp = torch.log_softmax(logits[:-1], dim=-1)
             target = torch.tensor(ids[first + 1 : end])
             piece = (-logp.gather(1, target[:, None])[:, 0]).numpy()
@@ -116,3 +121,8 @@ class SurprisalTeacher:
 
     def close(self) -> None:
         self.model = None
+
+    def _model(self) -> PreTrainedModel:
+        if self.model is None:
+            raise RuntimeError("the surprisal teacher is closed")
+        return self.model

@@ -12,7 +12,7 @@ from promptpress.compressor.extras import require
 from .args import CLIError, positive_int, rate, unescape
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "compress",
         help="compress a text file (or stdin) with the token classifier",
