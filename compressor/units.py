@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -139,7 +140,7 @@ def build_units(
     *,
     force: tuple[np.ndarray, np.ndarray],
     keep_spans: list[tuple[int, int]],
-    token_to_word: str,
+    token_to_word: Literal["mean", "first"],
     force_reserve_digit: bool,
     count: Callable[[str, np.ndarray], np.ndarray],
 ) -> Units:
@@ -148,54 +149,35 @@ def build_units(
     `starts` is the tokenizer's own "token starts a word" flags (`words.WordRule.starts`); force-token
     occurrences and keep spans add boundaries around themselves and never get split.
     """
-
     force_occ, force_ids = force
     protected = merge_spans(
         np.concatenate([force_occ, np.asarray(keep_spans, dtype=np.int64).reshape(-1, 2)])
     )
-    starts = starts.copy()
-    if len(tokens):
-        inside, first = occurrence_starts(offsets[:, 0], protected)
-        starts[inside] = first[inside]
-        after = np.zeros(len(tokens), dtype=bool)
-        after[1:] = inside[:-1] & ~inside[1:]
-        starts |= after
-        starts[0] = True
-    ids = word_ids(starts)
+    ids = word_ids(_protected_starts(starts, offsets, protected))
     n = int(ids[-1]) + 1 if len(ids) else 0
     spans = word_spans(offsets, ids, n)
-    probs = word_probabilities(token_probs.astype(np.float64), ids, n, token_to_word)  # type: ignore[arg-type]
+    probs = word_probabilities(token_probs.astype(np.float64), ids, n, token_to_word)
     window = np.zeros(n, dtype=np.int64)
     if n:
         window[ids[::-1]] = token_window[::-1]  # first token's window wins
     forced = overlapping(spans, protected) >= 0
-    force_id = np.full(n, -1, dtype=np.int64)
-    if len(force_occ):
-        j = overlapping(spans, force_occ)
-        exact = j >= 0
-        exact[exact] = np.all(spans[exact] == force_occ[j[exact]], axis=1)
-        force_id[exact] = force_ids[j[exact]]
+    force_id = _force_ids(spans, force_occ, force_ids)
 
     lonely = uncovered(force_occ, spans)  # e.g. "\n" for tokenizers that drop whitespace
-    if lonely.any():
+    if lonely.any():  # each becomes a forced unit of its own, in the window of the token before it
         extra = force_occ[lonely]
         extra_window = np.zeros(len(extra), dtype=np.int64)
         if len(tokens):
             before = np.searchsorted(offsets[:, 0], extra[:, 0], side="right") - 1
             extra_window = token_window[np.maximum(before, 0)]
-        spans = np.concatenate([spans, extra])
-        probs = np.concatenate([probs, np.ones(len(extra), dtype=np.float32)])
-        forced = np.concatenate([forced, np.ones(len(extra), dtype=bool)])
-        force_id = np.concatenate([force_id, force_ids[lonely]])
-        window = np.concatenate([window, extra_window])
-        order = np.argsort(spans[:, 0], kind="stable")
-        spans, probs, forced, force_id, window = (
-            spans[order],
-            probs[order],
-            forced[order],
-            force_id[order],
-            window[order],
+        ones = np.ones(len(extra), dtype=bool)
+        columns = zip(
+            (spans, probs, forced, force_id, window),
+            (extra, ones.astype(np.float32), ones, force_ids[lonely], extra_window),
         )
+        merged = [np.concatenate([column, more]) for column, more in columns]
+        order = np.argsort(merged[0][:, 0], kind="stable")
+        spans, probs, forced, force_id, window = (column[order] for column in merged)
 
     if force_reserve_digit and n:
         forced = forced | digit_mask([text[s:e] for s, e in spans.tolist()])
@@ -208,3 +190,27 @@ def build_units(
         window=window,
         counts=count(text, spans),
     )
+
+
+def _force_ids(spans: np.ndarray, occ: np.ndarray, occ_ids: np.ndarray) -> np.ndarray:
+    """Per unit, the force token it is exactly one occurrence of, or -1."""
+    force_id = np.full(len(spans), -1, dtype=np.int64)
+    if len(occ):
+        j = overlapping(spans, occ)
+        exact = j >= 0
+        exact[exact] = np.all(spans[exact] == occ[j[exact]], axis=1)
+        force_id[exact] = occ_ids[j[exact]]
+    return force_id
+
+
+def _protected_starts(starts: np.ndarray, offsets: np.ndarray, protected: np.ndarray) -> np.ndarray:
+    """Word-start flags with a boundary before and after each protected span and none inside it."""
+    starts = starts.copy()
+    if len(starts):
+        inside, first = occurrence_starts(offsets[:, 0], protected)
+        starts[inside] = first[inside]
+        after = np.zeros(len(starts), dtype=bool)
+        after[1:] = inside[:-1] & ~inside[1:]
+        starts |= after
+        starts[0] = True
+    return starts
