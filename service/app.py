@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
@@ -26,13 +27,20 @@ from promptpress.compressor.soft.engine import SoftCompressor
 
 from . import logs
 from .errors import install_handlers
+from .local_models import LocalModels
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, ObservabilityMiddleware
 from .ops_routes import router as ops_router
 from .policy import Policy
 from .proxy import Upstream
+from .proxy_routes import BODY_MODELS
 from .proxy_routes import router as proxy_router
+from .request_body import add_schemas
 from .runner import CompressionRunner
+from .serving_chat import ChatCompletionsProxy
+from .serving_completion import CompletionsProxy
+from .serving_models import ModelsServing
+from .serving_soft import SoftChatServing
 from .settings import Settings
 from .soft_model import SoftModel, SoftModelUnavailable
 from .state import ServiceState
@@ -43,6 +51,16 @@ __all__ = ["create_app"]
 def _load_compressor(settings: Settings, cache: SegmentCache | None) -> Compressor:
     extra = {"threads": settings.compressor_threads} if settings.compressor_threads else {}
     return load_compressor(settings.model, backend=settings.compressor_backend, cache=cache, **extra)
+
+
+class _ServiceApp(FastAPI):
+    """FastAPI, with the schemas of the bodies the proxy routes read themselves in its OpenAPI
+    document."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = add_schemas(super().openapi(), BODY_MODELS)
+        return self.openapi_schema
 
 
 def _upstream(settings: Settings) -> Upstream | None:
@@ -67,6 +85,17 @@ def _set_compressor(state: ServiceState, compressor: Compressor) -> None:
         concurrency=state.settings.compressor_concurrency,
         timeout=state.settings.compression_timeout,
     )
+
+
+def _install_serving(app: FastAPI, state: ServiceState) -> None:
+    """The state, and the serving class of each endpoint, in ``app.state`` where the routes find them."""
+    local_models = LocalModels()
+    if state.soft is not None:
+        local_models.register(SoftChatServing(state, state.soft))
+    app.state.promptpress = state
+    app.state.serving_chat = ChatCompletionsProxy(state, local_models)
+    app.state.serving_completion = CompletionsProxy(state)
+    app.state.serving_models = ModelsServing(state, local_models)
 
 
 async def _startup(state: ServiceState, load: bool) -> list[SegmentCache]:
@@ -128,14 +157,14 @@ def create_app(
             for resource in owned:
                 resource.close()
 
-    app = FastAPI(
+    app = _ServiceApp(
         title="promptpress",
         summary="Prompt compression service and OpenAI-compatible compressing proxy",
         version="0.1.0",
         lifespan=lifespan,
         strict_content_type=False,
     )
-    app.state.promptpress = state
+    _install_serving(app, state)
     install_handlers(app)
     app.include_router(ops_router)
     app.include_router(proxy_router)

@@ -63,6 +63,13 @@ class APIError(Exception):
         return JSONResponse(self.body(), status_code=self.status, headers={**self.headers, **(headers or {})})
 
 
+UNPARSABLE_BODY = "could not parse the request body: it must be UTF-8 encoded JSON"
+
+
+def invalid_json_message(detail: str, at: object) -> str:
+    return f"request body is not valid JSON: {detail} (at character {at})"
+
+
 def error_body(message: str, type: str, *, code: str | None = None, param: str | None = None) -> dict:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
@@ -95,7 +102,7 @@ def validation_message(
     loc = [str(p) for p in first.get("loc", ()) if p != "body" and not _is_type_tag(p)]
     if first.get("type") == "json_invalid":
         detail = (first.get("ctx") or {}).get("error", "")
-        return f"request body is not valid JSON: {detail} (at character {loc[0] if loc else '?'})", None
+        return invalid_json_message(detail, loc[0] if loc else "?"), None
     if not loc and first.get("type") in ("model_attributes_type", "dict_type", "model_type"):
         if content_type and "json" not in content_type:
             return f"request body must be JSON (Content-Type: application/json), got {content_type}", None
@@ -130,7 +137,7 @@ def install_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         message = str(exc.detail)
         if exc.status_code == 400 and message == "There was an error parsing the body":
-            message = "could not parse the request body: it must be UTF-8 encoded JSON"
+            message = UNPARSABLE_BODY
         elif exc.status_code == 404:
             message = f"no route {request.method} {request.url.path}"
         elif exc.status_code == 405:

@@ -1,29 +1,36 @@
 """The OpenAI-compatible routes: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``.
 
-Each request is validated (only the fields promptpress reads), its policy resolved, the selected texts
-compressed, and the client's own JSON forwarded with just those texts replaced (byte for byte when
-nothing changed). Streaming answers are relayed chunk by chunk.
+Each route hands its request to its serving class (`serving_chat`, `serving_completion`,
+`serving_models`), which `app.create_app` keeps in ``app.state``. The POST routes read their body
+themselves (`request_body.read_json`: the bytes once, decoded once), so the serving classes can
+forward those bytes as they are when nothing changes.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
-from .compression import Report
-from .errors import APIError, error_responses
+from .errors import error_responses
 from .openai_models import ChatCompletionRequest, CompletionRequest
-from .policy import Policy, Slot, apply_chat, apply_prompt, chat_slots, prompt_slots, resolve_policy
-from .proxy import Upstream, json_response, stream_response, until_disconnect
-from .soft_routes import list_models, soft_chat_completion
-from .state import ServiceState, get_state, request_id, require_key
+from .request_body import JSONBody, openapi_body, read_json
+from .serving_chat import ChatCompletionsProxy
+from .serving_completion import CompletionsProxy
+from .serving_models import ModelsServing
+from .state import get_state, require_key
 
-router = APIRouter(dependencies=[Depends(require_key)], tags=["openai"])
+__all__ = ["BODY_MODELS", "router"]
+
+router = APIRouter(tags=["openai"])
+_Route = TypeVar("_Route", bound=Callable[..., Awaitable[Response]])
+
+# the models of the bodies these routes read themselves (filled by `_post`), whose schemas
+# `app.create_app` adds to the OpenAPI document (`request_body.add_schemas`)
+BODY_MODELS: list[type[BaseModel]] = []
 
 _ERRORS = error_responses(
     (400, "Invalid request (or the upstream's 4xx, passed through)"),
@@ -34,124 +41,42 @@ _ERRORS = error_responses(
     (503, "No upstream configured, or compression failed while failing closed"),
     (504, "Upstream timeout"),
 )
-_DISCONNECTED = 499  # nginx's "client closed request": logged, never seen by anyone
 
 
-def _upstream(state: ServiceState) -> Upstream:
-    if state.upstream is None:
-        raise APIError(
-            503,
-            "no upstream is configured: set PROMPTPRESS_UPSTREAM_BASE_URL or run `promptpress serve --with-backend`",
-            code="no_upstream",
-        )
-    return state.upstream
+async def _body_then_key(request: Request) -> JSONBody:
+    """The body, read and decoded; then the API key checked. A body that cannot be read or decoded is
+    answered (400, 413) before a missing key (401), as when FastAPI parsed the body itself."""
+    body = await read_json(request)
+    get_state(request).check_key(request.headers.get("authorization"))
+    return body
 
 
-def _check_model(state: ServiceState, model: str) -> None:
-    allowed = state.settings.allowed_models
-    if allowed and model not in allowed:
-        raise APIError(
-            404,
-            f"the model {model!r} does not exist or you do not have access to it; available: {', '.join(allowed)}",
-            param="model",
-            code="model_not_found",
-        )
+Body = Annotated[JSONBody, Depends(_body_then_key)]
 
 
-async def _until_disconnect(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
-    """Run `work`, cancelling it (and so the upstream request) if the client disconnects first."""
-    response = await until_disconnect(request.receive, work)
-    return Response(status_code=_DISCONNECTED) if response is None else response
+def _post(path: str, body_model: type[BaseModel]) -> Callable[[_Route], _Route]:
+    """A POST route reading a `body_model` body itself (documented as FastAPI would document it)."""
+    BODY_MODELS.append(body_model)
+    return router.post(path, responses=_ERRORS, response_model=None, openapi_extra=openapi_body(body_model))
 
 
-async def _forward(
-    request: Request,
-    state: ServiceState,
-    path: str,
-    raw: dict[str, Any],
-    changed: bool,
-    stream: bool,
-    report: Report,
-) -> Response:
-    upstream = _upstream(state)
-    content = json.dumps(raw, ensure_ascii=False).encode() if changed else await request.body()
-    headers = upstream.request_headers(request.headers, stream=stream)
-    extra = report.headers()
-    route = "/v1/" + path
-
-    async def send() -> Any:
-        start = time.perf_counter()
-        response = await upstream.send(
-            "POST", path, content=content, headers=headers, stream=True, metrics=state.metrics
-        )
-        state.metrics.upstream_latency.labels(route).observe(time.perf_counter() - start)
-        return response
-
-    if stream:
-        return await stream_response(await send(), extra, state.metrics)
-    usage = report.usage() if state.settings.usage_in_body else None
-
-    async def complete() -> Response:
-        return await json_response(await send(), extra, usage, state.metrics)
-
-    return await _until_disconnect(request, complete)
-
-
-async def _compress_and_forward(
-    request: Request,
-    body: ChatCompletionRequest | CompletionRequest,
-    path: str,
-    find: Callable[[dict[str, Any], Policy], list[Slot]],
-    apply: Callable[[dict[str, Any], list[Slot], list[str]], None],
-) -> Response:
-    state = get_state(request)
-    _upstream(state)
-    _check_model(state, body.model)
-    policy = resolve_policy(state.policy, request.headers, body.promptpress)
-    raw: dict[str, Any] = await request.json()  # the client's own JSON (parsed once, by FastAPI)
-    changed = "promptpress" in raw
-    raw.pop("promptpress", None)
-    slots = find(raw, policy) if policy.enabled else []
-    texts, report = await state.request_compressor().compress(slots, policy, request_id(request))
-    if texts is not None:
-        apply(raw, slots, texts)
-        changed = True
-    return await _forward(request, state, path, raw, changed, body.stream is True, report)
-
-
-@router.post("/v1/chat/completions", responses=_ERRORS, response_model=None)
-async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+@_post("/v1/chat/completions", ChatCompletionRequest)
+async def chat_completions(request: Request, body: Body) -> Response:
     """OpenAI chat completions: the selected messages are compressed, then forwarded (or answered by
     the soft model when `model` names it)."""
-    soft = get_state(request).soft
-    if soft is not None and body.model == soft.name:
-        return await _until_disconnect(request, lambda: soft_chat_completion(request, body))
-    return await _compress_and_forward(
-        request,
-        body,
-        "chat/completions",
-        lambda raw, policy: chat_slots(raw["messages"], policy),
-        lambda raw, slots, texts: apply_chat(raw["messages"], slots, texts),
-    )
+    chat: ChatCompletionsProxy = request.app.state.serving_chat
+    return await chat.create(request, body)
 
 
-@router.post("/v1/completions", responses=_ERRORS, response_model=None)
-async def completions(body: CompletionRequest, request: Request) -> Response:
+@_post("/v1/completions", CompletionRequest)
+async def completions(request: Request, body: Body) -> Response:
     """OpenAI (legacy) completions: a text prompt is compressed, token-id prompts are forwarded as is."""
-    return await _compress_and_forward(
-        request, body, "completions", lambda raw, policy: prompt_slots(raw["prompt"], policy), apply_prompt
-    )
+    serving: CompletionsProxy = request.app.state.serving_completion
+    return await serving.create(request, body)
 
 
-@router.get("/v1/models", responses=_ERRORS, response_model=None)
+@router.get("/v1/models", responses=_ERRORS, response_model=None, dependencies=[Depends(require_key)])
 async def models(request: Request) -> Response:
     """The upstream's model list, passed through (plus the soft model when it is served)."""
-    state = get_state(request)
-    if state.soft is not None:
-        return await list_models(request, state)
-    upstream = _upstream(state)
-    headers = upstream.request_headers(request.headers, stream=False)
-    response = await upstream.send(
-        "GET", "models", content=None, headers=headers, stream=True, metrics=state.metrics
-    )
-    return await json_response(response, {}, None, state.metrics)
+    serving: ModelsServing = request.app.state.serving_models
+    return await serving.list_models(request)

@@ -1,5 +1,5 @@
-"""What the routes share: settings, policy, metrics, the upstream, the compressor and its runner, and
-the soft model."""
+"""What the serving classes share: settings, policy, metrics, the upstream, the compressor and its
+runner, the cache and the soft model; and the API key check of the routes."""
 
 from __future__ import annotations
 
@@ -45,6 +45,16 @@ class ServiceState:
             log_prompts=self.settings.log_prompts,
             unavailable_reason=self.compressor_error or "no compressor is loaded",
         )
+
+    def require_upstream(self) -> Upstream:
+        """The upstream (a 503 when none is configured)."""
+        if self.upstream is None:
+            raise APIError(
+                503,
+                "no upstream is configured: set PROMPTPRESS_UPSTREAM_BASE_URL or run `promptpress serve --with-backend`",
+                code="no_upstream",
+            )
+        return self.upstream
 
     def check_key(self, authorization: str | None) -> None:
         """401 unless the bearer token matches one of the keys (constant time, every key compared)."""

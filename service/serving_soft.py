@@ -1,13 +1,14 @@
-"""The soft compressor served as an OpenAI model: chat completions answered locally, and the model list.
+"""The soft compressor served as an OpenAI model: its chat completions, answered locally.
 
-`proxy_routes` hands a chat completion here when its ``model`` is `Settings.soft_model_name`. The
-answer is OpenAI's ``chat.completion`` (or ``chat.completion.chunk`` events ending in ``data: [DONE]``
-when ``stream`` is true; text is sent as it is generated). ``usage.prompt_tokens`` counts the
-positions the decoder really read (concept embeddings + tokens); the ``X-Promptpress-*`` headers give
-the original and compressed counts as for proxied requests (``compression: applied`` when a block was
-read as concept embeddings, ``skipped`` when none was long enough, ``disabled`` when the request
-turned compression off with ``X-Promptpress-Compress: off`` or ``promptpress.compress: false``: every
-block is then read as tokens). Decoding is greedy: ``temperature``, ``top_p``, ``seed``... are ignored
+`SoftChatServing` is the `LocalModel` that `app.create_app` registers under `Settings.soft_model_name`;
+the chat-completions serving class hands it the requests naming that model. The answer is OpenAI's
+``chat.completion`` (or ``chat.completion.chunk`` events ending in ``data: [DONE]`` when ``stream`` is
+true; text is sent as it is generated). ``usage.prompt_tokens`` counts the positions the decoder
+really read (concept embeddings + tokens); the ``X-Promptpress-*`` headers give the original and
+compressed counts as for proxied requests (``compression: applied`` when a block was read as concept
+embeddings, ``skipped`` when none was long enough, ``disabled`` when the request turned compression
+off with ``X-Promptpress-Compress: off`` or ``promptpress.compress: false``: every block is then read
+as tokens). Decoding is greedy: ``temperature``, ``top_p``, ``seed``... are ignored
 (``X-Promptpress-Sampling: greedy``). ``n > 1``, tools and non-text content parts are rejected (400).
 """
 
@@ -31,10 +32,11 @@ from .logs import event
 from .openai_models import ChatCompletionRequest, GenerationParams
 from .policy import resolve_policy
 from .proxy import RelayResponse
+from .request_body import JSONBody
 from .soft_model import Finished, Prepared, SoftModel, SoftModelUnavailable, SoftRequestError
-from .state import ServiceState, get_state, request_id
+from .state import ServiceState, request_id
 
-__all__ = ["list_models", "soft_chat_completion"]
+__all__ = ["SoftChatServing"]
 
 
 def _messages(body: ChatCompletionRequest) -> list[dict[str, str]]:
@@ -104,48 +106,75 @@ def _failure(exc: Exception, model: SoftModel, rid: str) -> APIError:
     return APIError(500, f"{model.name} failed: {type(exc).__name__}: {exc}", code="soft_model_error")
 
 
-async def soft_chat_completion(request: Request, body: ChatCompletionRequest) -> Response:
-    """Answer a chat completion with the soft model (errors in OpenAI's shape; the service stays up)."""
-    state = get_state(request)
-    model = state.soft
-    assert model is not None
-    rid = request_id(request)
-    raw: dict[str, Any] = await request.json()
-    params, max_tokens = _params(raw, model)
-    # only a per-request opt-out turns soft compression off (`compress` configures the proxy's classifier)
-    compress = resolve_policy(replace(state.policy, enabled=True), request.headers, body.promptpress).enabled
-    events = model.answer(_messages(body), max_tokens=max_tokens, stop=params.stops(), compress=compress)
-    try:
-        prepared = await anext(events)
-        if not isinstance(prepared, Prepared):
-            raise RuntimeError(f"the soft model answered {type(prepared).__name__} before its prompt")
-        report = _report(prepared, compress)
-        state.metrics.compressions.labels(report.outcome).inc()
-        state.metrics.record_tokens(report.original_tokens, report.compressed_tokens)
-        if body.stream:
-            include_usage = bool(params.stream_options and params.stream_options.include_usage)
-            chunks = _sse(events, model, prepared, include_usage, rid)
-            return RelayResponse(chunks, media_type="text/event-stream", headers=_headers(report, prepared))
-        text, finished = await _collect(events)
-    except Exception as exc:
-        await events.aclose()
-        raise _failure(exc, model, rid) from exc
-    usage: dict[str, Any] = _usage(prepared, finished)
-    if state.settings.usage_in_body:
-        usage["promptpress"] = report.usage()
-    completion = {
-        **_envelope(model, "chat.completion"),
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "logprobs": None,
-                "finish_reason": finished.finish_reason,
-            }
-        ],
-        "usage": usage,
-    }
-    return JSONResponse(completion, headers=_headers(report, prepared))
+class SoftChatServing:
+    """The soft model as a `LocalModel`: chat completions answered with `model` (errors in OpenAI's
+    shape; the service stays up)."""
+
+    def __init__(self, state: ServiceState, model: SoftModel) -> None:
+        self.state = state
+        self.model = model
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def card(self) -> dict[str, Any]:
+        return {
+            "id": self.model.name,
+            "object": "model",
+            "created": self.model.created,
+            "owned_by": "promptpress",
+        }
+
+    async def create_chat_completion(
+        self, request: Request, body: JSONBody, chat: ChatCompletionRequest
+    ) -> Response:
+        state, model = self.state, self.model
+        rid = request_id(request)
+        params, max_tokens = _params(body.data, model)
+        # only a per-request opt-out turns soft compression off (`compress` configures the proxy's classifier)
+        compress = resolve_policy(
+            replace(state.policy, enabled=True), request.headers, chat.promptpress
+        ).enabled
+        events = model.answer(_messages(chat), max_tokens=max_tokens, stop=params.stops(), compress=compress)
+        try:
+            prepared = await anext(events)
+            if not isinstance(prepared, Prepared):
+                raise RuntimeError(f"the soft model answered {type(prepared).__name__} before its prompt")
+            report = _report(prepared, compress)
+            state.metrics.compressions.labels(report.outcome).inc()
+            state.metrics.record_tokens(report.original_tokens, report.compressed_tokens)
+            if chat.stream:
+                include_usage = bool(params.stream_options and params.stream_options.include_usage)
+                chunks = _sse(events, model, prepared, include_usage, rid)
+                return RelayResponse(
+                    chunks, media_type="text/event-stream", headers=_headers(report, prepared)
+                )
+            text, finished = await _collect(events)
+        except Exception as exc:
+            await events.aclose()
+            raise _failure(exc, model, rid) from exc
+        completion = self._completion(text, prepared, finished, report)
+        return JSONResponse(completion, headers=_headers(report, prepared))
+
+    def _completion(
+        self, text: str, prepared: Prepared, finished: Finished, report: Report
+    ) -> dict[str, Any]:
+        usage: dict[str, Any] = _usage(prepared, finished)
+        if self.state.settings.usage_in_body:
+            usage["promptpress"] = report.usage()
+        return {
+            **_envelope(self.model, "chat.completion"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": None,
+                    "finish_reason": finished.finish_reason,
+                }
+            ],
+            "usage": usage,
+        }
 
 
 async def _collect(events: AsyncGenerator[Prepared | str | Finished, None]) -> tuple[str, Finished]:
@@ -197,31 +226,3 @@ async def _sse(
         )
         return
     yield b"data: [DONE]\n\n"
-
-
-async def list_models(request: Request, state: ServiceState) -> Response:
-    """The upstream's models (when there is one and it answers) followed by the soft model."""
-    model = state.soft
-    assert model is not None
-    listed: list[Any] = []
-    headers: dict[str, str] = {}
-    if state.upstream is not None:
-        upstream = state.upstream
-        try:
-            response = await upstream.send(
-                "GET",
-                "models",
-                content=None,
-                headers=upstream.request_headers(request.headers, stream=False),
-                stream=False,
-                metrics=state.metrics,
-            )
-            data = response.json()["data"] if response.status_code == 200 else None
-            if not isinstance(data, list):
-                raise ValueError(f"HTTP {response.status_code}")
-            listed = [m for m in data if not (isinstance(m, dict) and m.get("id") == model.name)]
-        except (APIError, ValueError, KeyError, TypeError) as exc:
-            event("upstream_models_unavailable", logging.WARNING, error=str(exc))
-            headers["x-promptpress-upstream-models"] = "unavailable"
-    own = {"id": model.name, "object": "model", "created": model.created, "owned_by": "promptpress"}
-    return JSONResponse({"object": "list", "data": [*listed, own]}, headers=headers)

@@ -1,0 +1,116 @@
+"""What the proxied OpenAI endpoints share: find the texts the policy selects, compress them, write
+them back into the client's own JSON, and forward it.
+
+A request is validated (only the fields promptpress reads), its policy resolved, the selected texts
+compressed, and the client's JSON forwarded with just those texts replaced and the ``promptpress``
+field removed (its original bytes, byte for byte, when nothing changed). Streaming answers are relayed
+chunk by chunk; a plain answer is cancelled, upstream request included, when the client goes away.
+`ChatCompletionsProxy` (`serving_chat`) and `CompletionsProxy` (`serving_completion`) say where the
+texts sit in their request.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+import httpx
+from fastapi import Request
+from fastapi.responses import Response
+
+from .compression import Report
+from .errors import APIError
+from .openai_models import ChatCompletionRequest, CompletionRequest
+from .policy import Policy, Slot, resolve_policy
+from .proxy import Upstream, json_response, stream_response, until_disconnect
+from .request_body import JSONBody
+from .state import ServiceState, request_id
+
+RequestT = TypeVar("RequestT", ChatCompletionRequest, CompletionRequest)
+
+_DISCONNECTED = 499  # nginx's "client closed request": logged, never seen by anyone
+
+
+async def answer_until_disconnect(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
+    """`work`'s response; if the client disconnects first, `work` (and so its upstream request) is
+    cancelled and the answer is a 499."""
+    response = await until_disconnect(request.receive, work)
+    return Response(status_code=_DISCONNECTED) if response is None else response
+
+
+class ProxyServing(ABC, Generic[RequestT]):
+    """One proxied endpoint: ``POST /v1/<path>`` upstream, its body a `request_model`."""
+
+    path: str
+    request_model: type[RequestT]
+
+    def __init__(self, state: ServiceState) -> None:
+        self.state = state
+
+    @abstractmethod
+    def find_slots(self, data: dict[str, Any], policy: Policy) -> list[Slot]:
+        """The texts of the client's JSON that `policy` selects."""
+
+    @abstractmethod
+    def apply_texts(self, data: dict[str, Any], slots: list[Slot], texts: list[str]) -> None:
+        """Write the compressed `texts` into the client's JSON, where `slots` found them."""
+
+    async def create(self, request: Request, body: JSONBody) -> Response:
+        """Answer one request."""
+        return await self.proxy(request, body, body.validate(self.request_model))
+
+    async def proxy(self, request: Request, body: JSONBody, parsed: RequestT) -> Response:
+        """Compress the texts of `body` (`parsed` is its validated model) and forward it upstream."""
+        state = self.state
+        upstream = state.require_upstream()
+        self._check_model(parsed.model)
+        policy = resolve_policy(state.policy, request.headers, parsed.promptpress)
+        data: dict[str, Any] = body.data
+        changed = "promptpress" in data  # removed before forwarding
+        data.pop("promptpress", None)
+        slots = self.find_slots(data, policy) if policy.enabled else []
+        texts, report = await state.request_compressor().compress(slots, policy, request_id(request))
+        if texts is not None:
+            self.apply_texts(data, slots, texts)
+            changed = True
+        content = json.dumps(data, ensure_ascii=False).encode() if changed else body.content
+        return await self._forward(request, upstream, content, parsed.stream is True, report)
+
+    def _check_model(self, model: str) -> None:
+        allowed = self.state.settings.allowed_models
+        if allowed and model not in allowed:
+            raise APIError(
+                404,
+                f"the model {model!r} does not exist or you do not have access to it; "
+                f"available: {', '.join(allowed)}",
+                param="model",
+                code="model_not_found",
+            )
+
+    async def _forward(
+        self, request: Request, upstream: Upstream, content: bytes, stream: bool, report: Report
+    ) -> Response:
+        metrics = self.state.metrics
+        headers = upstream.request_headers(request.headers, stream=stream)
+        extra = report.headers()
+        route = "/v1/" + self.path
+
+        async def send() -> httpx.Response:
+            start = time.perf_counter()
+            response = await upstream.send(
+                "POST", self.path, content=content, headers=headers, stream=True, metrics=metrics
+            )
+            metrics.upstream_latency.labels(route).observe(time.perf_counter() - start)
+            return response
+
+        if stream:
+            return await stream_response(await send(), extra, metrics)
+        usage = report.usage() if self.state.settings.usage_in_body else None
+
+        async def complete() -> Response:
+            return await json_response(await send(), extra, usage, metrics)
+
+        return await answer_until_disconnect(request, complete)
