@@ -39,6 +39,7 @@ from .request_body import add_schemas
 from .runner import CompressionRunner
 from .serving_chat import ChatCompletionsProxy
 from .serving_completion import CompletionsProxy
+from .serving_compress import CompressServing
 from .serving_models import ModelsServing
 from .serving_soft import SoftChatServing
 from .settings import Settings
@@ -96,6 +97,7 @@ def _install_serving(app: FastAPI, state: ServiceState) -> None:
     app.state.serving_chat = ChatCompletionsProxy(state, local_models)
     app.state.serving_completion = CompletionsProxy(state)
     app.state.serving_models = ModelsServing(state, local_models)
+    app.state.serving_compress = CompressServing(state)
 
 
 async def _startup(state: ServiceState, load: bool) -> list[SegmentCache]:

@@ -14,6 +14,7 @@ from promptpress.compressor import Compressor
 from .compression import RequestCompressor
 from .errors import APIError
 from .metrics import Metrics
+from .openai_models import HealthResponse
 from .policy import Policy
 from .proxy import Upstream
 from .runner import CompressionRunner
@@ -44,6 +45,16 @@ class ServiceState:
             fail_open=self.settings.fail_open,
             log_prompts=self.settings.log_prompts,
             unavailable_reason=self.compressor_error or "no compressor is loaded",
+        )
+
+    def health(self) -> HealthResponse:
+        """Liveness and what is degraded."""
+        return HealthResponse(
+            status="ok" if self.runner is not None else "degraded",
+            compressor=self.compressor.name if self.compressor is not None else None,
+            compressor_error=self.compressor_error,
+            upstream=self.upstream.base_url if self.upstream else None,
+            cache=self.cache is not None,
         )
 
     def require_upstream(self) -> Upstream:
