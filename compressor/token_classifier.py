@@ -22,7 +22,7 @@ import numpy as np
 
 from promptpress.cache import ArrayCodec, KeySpace, SegmentCache, get_or_compute
 
-from .budget import Plan, plan_budget
+from .budget import Masks, Plan, plan_budget
 from .model import DEFAULT_MODEL, LoadedModel, load_token_classifier
 from .options import CompressOptions, OptionsError
 from .render import SEPARATOR, Rendering
@@ -35,7 +35,6 @@ from .words import detect_word_rule, strip_leading_space
 
 CACHE_VERSION = "tc-probs-1"  # bump when what is cached for a window changes
 log = logging.getLogger("promptpress.compressor")
-Masks = list[np.ndarray]
 
 
 @dataclass
