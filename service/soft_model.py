@@ -18,10 +18,11 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING
 
 from promptpress.cache import SegmentCache
-from promptpress.compressor.soft.engine import SoftCompressor
+from promptpress.compressor.soft.engine import SoftCompressor, SoftPrompt
 from promptpress.compressor.soft.prompt import chat_pieces
 
 from .logs import event
@@ -53,6 +54,9 @@ class Finished:
     completion_tokens: int
     finish_reason: str  # "stop" (EOS or a stop string) or "length"
     seconds: float
+
+
+_Event = Prepared | str | Future[Finished]  # what the worker passes to `SoftModel.answer`
 
 
 class TextStream:
@@ -172,49 +176,14 @@ class SoftModel:
         model cannot take and lets any other failure of the model propagate."""
         soft = await self.compressor()
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
+        queue: asyncio.Queue[_Event] = asyncio.Queue()
         cancelled = threading.Event()
 
-        def put(item: Any) -> None:
+        def put(item: Prepared | str) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        def work() -> Finished:
-
-            try:
-                pieces = chat_pieces(soft.tokenizer, messages, self.min_block_tokens if compress else None)
-                prompt = soft.prompt_pieces(pieces)
-            except ValueError as exc:
-                raise SoftRequestError(str(exc)) from exc
-            limit = getattr(soft.encoder.causal_lm.config, "max_position_embeddings", None)
-            if limit and prompt.embeds.shape[0] + max_tokens > limit:
-                raise SoftRequestError(
-                    f"the prompt ({prompt.embeds.shape[0]} positions) plus max_tokens ({max_tokens}) "
-                    f"exceeds the model's context of {limit} positions"
-                )
-            put(
-                Prepared(
-                    int(prompt.embeds.shape[0]),
-                    prompt.original_positions,
-                    prompt.segments,
-                    prompt.cache_hits,
-                    prompt.compress_seconds,
-                )
-            )
-            text = TextStream(soft.tokenizer, stop)
-
-            def on_token(token: int) -> bool:
-                delta = text.push(token)
-                if delta:
-                    put(delta)
-                return text.stopped or cancelled.is_set()
-
-            out = soft.generate_prompt(prompt, max_tokens, on_token)
-            tail = text.finish()
-            if tail:
-                put(tail)
-            ended = text.stopped or (bool(out.token_ids) and out.token_ids[-1] in soft.eos_token_ids())
-            return Finished(len(out.token_ids), "stop" if ended else "length", out.timings["generate_s"])
-
+        min_block_tokens = self.min_block_tokens if compress else None
+        work = partial(_generate, soft, messages, min_block_tokens, max_tokens, stop, put, cancelled)
         await self._slot.acquire()
         try:
             future: Future[Finished] = self._pool.submit(work)
@@ -232,9 +201,64 @@ class SoftModel:
         finally:
             cancelled.set()  # the worker stops at its next token if nobody reads any more
 
-    def _done(self, future: Future[Finished], queue: asyncio.Queue[Any]) -> None:
+    def _done(self, future: Future[Finished], queue: asyncio.Queue[_Event]) -> None:
         self._slot.release()
         queue.put_nowait(future)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _prompt(
+    soft: SoftCompressor, messages: Sequence[Mapping[str, str]], min_block_tokens: int | None, max_tokens: int
+) -> SoftPrompt:
+    """The decoder input for `messages` (blocks of `min_block_tokens` tokens or more as concept
+    embeddings; None: every block as tokens), checked against the model's context."""
+    try:
+        prompt = soft.prompt_pieces(chat_pieces(soft.tokenizer, messages, min_block_tokens))
+    except ValueError as exc:
+        raise SoftRequestError(str(exc)) from exc
+    limit = getattr(soft.encoder.causal_lm.config, "max_position_embeddings", None)
+    if limit and prompt.embeds.shape[0] + max_tokens > limit:
+        raise SoftRequestError(
+            f"the prompt ({prompt.embeds.shape[0]} positions) plus max_tokens ({max_tokens}) "
+            f"exceeds the model's context of {limit} positions"
+        )
+    return prompt
+
+
+def _generate(
+    soft: SoftCompressor,
+    messages: Sequence[Mapping[str, str]],
+    min_block_tokens: int | None,
+    max_tokens: int,
+    stop: Sequence[str],
+    put: Callable[[Prepared | str], None],
+    cancelled: threading.Event,
+) -> Finished:
+    """One answer, in the worker thread: `put` gets the `Prepared`, then the text as it is final;
+    generation stops at a stop string, at `max_tokens` or once `cancelled` is set."""
+    prompt = _prompt(soft, messages, min_block_tokens, max_tokens)
+    put(
+        Prepared(
+            int(prompt.embeds.shape[0]),
+            prompt.original_positions,
+            prompt.segments,
+            prompt.cache_hits,
+            prompt.compress_seconds,
+        )
+    )
+    text = TextStream(soft.tokenizer, stop)
+
+    def on_token(token: int) -> bool:
+        delta = text.push(token)
+        if delta:
+            put(delta)
+        return text.stopped or cancelled.is_set()
+
+    out = soft.generate_prompt(prompt, max_tokens, on_token)
+    tail = text.finish()
+    if tail:
+        put(tail)
+    ended = text.stopped or (bool(out.token_ids) and out.token_ids[-1] in soft.eos_token_ids())
+    return Finished(len(out.token_ids), "stop" if ended else "length", out.timings["generate_s"])
