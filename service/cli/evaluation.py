@@ -12,9 +12,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptpress.compressor.extras import require
+
+if TYPE_CHECKING:
+    from promptpress.eval.methods import Method
+    from promptpress.eval.runner import RunConfig
 
 DEFAULT_READER = "package:qwen2.5-coder-0.5b-instruct-q4_k_m"
 
@@ -189,40 +193,17 @@ def run_command(args: argparse.Namespace) -> int:
     require("promptpress eval", "eval")
     if not args.base_url:  # the default reader: the packaged decoder under llama.cpp
         require("promptpress eval run without --base-url (the local llama.cpp reader)", "serve", "models")
-    from promptpress.eval.longbench import DatasetError, TiktokenTokenizer, dataset_config
-    from promptpress.eval.methods import MethodError, parse_methods
+    from promptpress.eval.longbench import TiktokenTokenizer
     from promptpress.eval.reader import OpenAIReader
     from promptpress.eval.report import write_report
-    from promptpress.eval.runner import RunConfig, Runner, find_dataset
+    from promptpress.eval.runner import Runner
 
-    try:  # bad names and missing files fail here, before a model or a server is started
-        for dataset in args.datasets:
-            find_dataset(dataset, args.data)
-            dataset_config(dataset)
-        methods = parse_methods(
-            args.methods,
-            seed=args.seed,
-            classifier_backend=args.classifier_backend,
-            soft_precision=args.soft_precision,
-        )
-    except (MethodError, DatasetError, FileNotFoundError) as exc:
-        raise SystemExit(f"eval run: {exc}") from None
+    methods = _methods(args)
     cache_flag = args.prompt_cache or ("omit" if args.base_url else "on")
     start = time.perf_counter()
     try:
         with _sigterm_as_interrupt(), _reader_endpoint(args) as (base_url, model, api_key, window):
-            config = RunConfig(
-                datasets=args.datasets,
-                rates=args.rates,
-                data_dirs=args.data,
-                limit=args.limit,
-                shuffle_seed=args.shuffle_seed,
-                concurrency=args.concurrency,
-                max_length=args.max_length,
-                context_window=window,
-                max_new_tokens=args.max_new_tokens,
-                seed=args.seed,
-            )
+            config = _run_config(args, window)
             prompt_cache = {"on": True, "off": False, "omit": None}[cache_flag]
             stream = not args.no_stream
             with OpenAIReader(base_url, model, api_key, prompt_cache=prompt_cache, stream=stream) as reader:
@@ -250,6 +231,44 @@ def run_command(args: argparse.Namespace) -> int:
         files = write_report(args.out)
         print(f"report: {files.markdown}")
     return 1 if summary.errors else 0
+
+
+def _methods(args: argparse.Namespace) -> list[Method]:
+    """The methods `args` name; bad dataset or method names and missing files fail here, before a
+    model or a server is started."""
+    from promptpress.eval.longbench import DatasetError, dataset_config
+    from promptpress.eval.methods import MethodError, parse_methods
+    from promptpress.eval.runner import find_dataset
+
+    try:
+        for dataset in args.datasets:
+            find_dataset(dataset, args.data)
+            dataset_config(dataset)
+        return parse_methods(
+            args.methods,
+            seed=args.seed,
+            classifier_backend=args.classifier_backend,
+            soft_precision=args.soft_precision,
+        )
+    except (MethodError, DatasetError, FileNotFoundError) as exc:
+        raise SystemExit(f"eval run: {exc}") from None
+
+
+def _run_config(args: argparse.Namespace, context_window: int | None) -> RunConfig:
+    from promptpress.eval.runner import RunConfig
+
+    return RunConfig(
+        datasets=args.datasets,
+        rates=args.rates,
+        data_dirs=args.data,
+        limit=args.limit,
+        shuffle_seed=args.shuffle_seed,
+        concurrency=args.concurrency,
+        max_length=args.max_length,
+        context_window=context_window,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+    )
 
 
 def report_command(args: argparse.Namespace) -> int:
