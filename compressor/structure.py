@@ -250,5 +250,5 @@ def resolve_policy(overrides: Mapping[str, str] | None = None) -> dict[str, Poli
             raise ValueError(
                 f"structure policy for {kind!r} must be one of {', '.join(POLICIES)}, got {value!r}"
             )
-        policy[kind] = value  # type: ignore[assignment]
+        policy[kind] = value
     return policy
