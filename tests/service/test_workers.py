@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -56,6 +57,18 @@ def _served_by(metrics_dir: Path, pid: str) -> float:
         if sample.name == "promptpress_requests_total"
         and sample.labels.get("route") == "/v1/chat/completions"
     )
+
+
+def _settled(
+    read: Callable[[], dict[str, float]], expected: float, timeout: float = 10.0
+) -> dict[str, float]:
+    """`read()` once its values sum to `expected` (or the last reading after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    values = read()
+    while sum(values.values()) < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        values = read()
+    return values
 
 
 def test_overrides_become_worker_environment():
@@ -120,8 +133,9 @@ def test_serve_with_two_workers(upstream, tmp_path):
             statuses = list(pool.map(one, range(40)))
         assert statuses == [200] * 40
 
-        # whichever worker answers the scrape, it reports the requests of both
-        served = {pid: _served_by(metrics_dir, pid) for pid in started}
+        # whichever worker answers the scrape, it reports the requests of both; a request is counted
+        # once its last byte is sent, which the client may see first: wait (bounded) for the count
+        served = _settled(lambda: {pid: _served_by(metrics_dir, pid) for pid in started}, 41)
         assert sum(served.values()) == 41 and min(served.values()) > 0, served
         for _ in range(6):
             with httpx.Client() as client:
