@@ -56,7 +56,8 @@ class TokenClassifierCompressor:
 
     `backend` picks the inference path ("torch", "int8", "onnx", "onnx-int8"); `cache` is an
     optional segment cache (`promptpress.cache`) holding each window's token probabilities, so a
-    window seen before costs no model call whatever rate is asked.
+    window seen before costs no model call whatever rate is asked; `cache_namespace` is the tenant
+    part of its keys (default: ``PROMPTPRESS_CACHE_NAMESPACE``, else ``default``).
     """
 
     method = "token_classifier"
@@ -72,6 +73,7 @@ class TokenClassifierCompressor:
         encoding: str = DEFAULT_ENCODING,
         options: CompressOptions | None = None,
         cache: SegmentCache | None = None,
+        cache_namespace: str | None = None,
     ) -> None:
         self.loaded = model if isinstance(model, LoadedModel) else load_token_classifier(model)
         self.runtime: Runtime = make_runtime(self.loaded, backend, threads)
@@ -83,7 +85,9 @@ class TokenClassifierCompressor:
         self.max_batch_tokens = max(self.loaded.max_length, max_batch_tokens)
         self.cache = cache
         self._cache_failed = False
-        self._keyspace = _keyspace(self.loaded.fingerprint, backend) if cache is not None else None
+        self._keyspace = (
+            _keyspace(self.loaded.fingerprint, backend, cache_namespace) if cache is not None else None
+        )
         tokenizer = self.loaded.tokenizer
         self._cls = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
         self._sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
@@ -286,8 +290,9 @@ class TokenClassifierCompressor:
         return len(self.encoding.encode_ordinary(text)) if text else 0
 
 
-def _keyspace(model_fingerprint: str, backend: str) -> KeySpace:
-    namespace = os.environ.get("PROMPTPRESS_CACHE_NAMESPACE", "default")
+def _keyspace(model_fingerprint: str, backend: str, namespace: str | None) -> KeySpace:
+    if namespace is None:  # the environment variable still works for library users
+        namespace = os.environ.get("PROMPTPRESS_CACHE_NAMESPACE") or "default"
     return KeySpace(namespace, model=model_fingerprint, compressor=CACHE_VERSION, params=backend)
 
 

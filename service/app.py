@@ -51,7 +51,13 @@ __all__ = ["create_app"]
 
 def _load_compressor(settings: Settings, cache: SegmentCache | None) -> Compressor:
     extra = {"threads": settings.compressor_threads} if settings.compressor_threads else {}
-    return load_compressor(settings.model, backend=settings.compressor_backend, cache=cache, **extra)
+    return load_compressor(
+        settings.model,
+        backend=settings.compressor_backend,
+        cache=cache,
+        cache_namespace=settings.cache_namespace,
+        **extra,
+    )
 
 
 class _ServiceApp(FastAPI):

@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import time
+import urllib.parse
 from typing import Any
 
 LOGGER_NAME = "promptpress.service"
@@ -50,3 +51,12 @@ def configure(level: str = "info") -> None:
 def event(name: str, level: int = logging.INFO, /, **fields: Any) -> None:
     if log.isEnabledFor(level):
         log.log(level, name, extra={"fields": fields})
+
+
+def redact_url(url: str) -> str:
+    """`url` without its userinfo (``http://user:pw@host/v1`` -> ``http://***@host/v1``): what
+    health, logs and messages may show of a URL."""
+    split = urllib.parse.urlsplit(url)
+    if "@" not in split.netloc:
+        return url
+    return urllib.parse.urlunsplit(split._replace(netloc="***@" + split.netloc.rpartition("@")[2]))

@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from .errors import APIError, error_body
-from .logs import event
+from .logs import event, redact_url
 from .metrics import Metrics
 
 # never forwarded in either direction (RFC 9110 hop-by-hop, plus what httpx/uvicorn recompute)
@@ -91,6 +91,7 @@ class Upstream:
         if pools < 1:
             raise ValueError(f"pools must be >= 1, got {pools}")
         self.base_url = base_url.rstrip("/")
+        self.display_url = redact_url(self.base_url)  # what may be shown: no userinfo
         self.api_key = api_key
         self.forward_client_auth = forward_client_auth
         self._extensions = {

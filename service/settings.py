@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .logs import redact_url
+
 CommaList = Annotated[list[str], NoDecode]
 SecretList = Annotated[list[SecretStr], NoDecode]
 
@@ -30,7 +32,11 @@ class Settings(BaseSettings):
     """Service settings. Field descriptions are the documentation (see `settings_table`)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PROMPTPRESS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="PROMPTPRESS_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,  # a bad URL or key is never echoed (it may hold credentials)
     )
 
     # --- server ---------------------------------------------------------------------------------
@@ -147,6 +153,12 @@ class Settings(BaseSettings):
         default=None,
         description="Segment cache URL (e.g. `redis://127.0.0.1:6379/0`, `memory://`). Unset: no cache.",
     )
+    cache_namespace: str = Field(
+        default="default",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="Tenant part of the segment cache's keys (1-64 of `[A-Za-z0-9._-]`): services "
+        "sharing a Redis with different namespaces never read each other's entries.",
+    )
 
     # --- soft compressor served as a model --------------------------------------------------------
     soft_model_name: str | None = Field(
@@ -213,7 +225,9 @@ class Settings(BaseSettings):
         if value is None:
             return None
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"upstream_base_url must start with http:// or https://, got {value!r}")
+            raise ValueError(
+                f"upstream_base_url must start with http:// or https://, got {redact_url(value)!r}"
+            )
         return value.rstrip("/")
 
     @model_validator(mode="after")

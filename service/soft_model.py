@@ -134,6 +134,7 @@ class SoftModel:
                 decoder=settings.soft_decoder,
                 precision=settings.soft_precision,
                 cache=get_cache(),
+                namespace=settings.cache_namespace,
             )
 
         model = cls(

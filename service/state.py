@@ -53,7 +53,7 @@ class ServiceState:
             status="ok" if self.runner is not None else "degraded",
             compressor=self.compressor.name if self.compressor is not None else None,
             compressor_error=self.compressor_error,
-            upstream=self.upstream.base_url if self.upstream else None,
+            upstream=self.upstream.display_url if self.upstream else None,
             cache=self.cache is not None,
         )
 

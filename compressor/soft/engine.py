@@ -96,6 +96,7 @@ class SoftCompressor:
         precision: str = "fp32",
         cache: SegmentCache | None = None,
         bypass: bool = False,
+        namespace: str = "default",
     ) -> SoftCompressor:
         """Load the decoder and the trained weights (default: the ones shipped in the package).
 
@@ -116,7 +117,7 @@ class SoftCompressor:
             model, tokenizer = load_decoder(decoder or config.decoder)
             encoder = ConceptEncoder.load(path, model)
         apply_precision(encoder, precision)
-        return cls(encoder, tokenizer, cache=cache, precision=precision)
+        return cls(encoder, tokenizer, cache=cache, precision=precision, namespace=namespace)
 
     # -- compression -------------------------------------------------------------------------
     def segments(self, contexts: Sequence[str]) -> list[Segment]:

@@ -1,0 +1,82 @@
+"""What a fault-and-abuse probe of the service found (issue 19), each against the real server: settings
+honoured from ``.env``, credentials never shown, policy and body errors in OpenAI's shape."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import openai
+import pytest
+import redis
+from service_helpers import LONG_TEXT, openai_client, settings_for
+
+from promptpress.service.app import create_app
+from promptpress.service.serving import ServerThread
+from promptpress.service.settings import Settings
+
+CHAT = "/v1/chat/completions"
+
+
+def _error(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}
+    return body["error"]
+
+
+def test_cache_namespace_from_dotenv_reaches_the_compressor_keys(tmp_path, monkeypatch, upstream, redis_url):
+    monkeypatch.delenv("PROMPTPRESS_CACHE_NAMESPACE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        f"PROMPTPRESS_CACHE_URL={redis_url}\nPROMPTPRESS_CACHE_NAMESPACE=tenant-a\nPROMPTPRESS_MIN_TOKENS=20\n"
+    )
+    settings = Settings(upstream_base_url=upstream.url + "/v1", log_level="warning")
+    assert settings.cache_namespace == "tenant-a"
+    with ServerThread(create_app(settings)) as server:  # loads its own compressor, with the cache
+        client = openai_client(server)
+        raw = client.chat.completions.with_raw_response.create(
+            model="echo", messages=[{"role": "user", "content": LONG_TEXT}]
+        )
+        assert raw.headers["x-promptpress-compression"] == "applied"
+    keys = [k.decode() for k in redis.Redis.from_url(redis_url).keys("*")]
+    assert keys and all(k.startswith("pp:v1:tenant-a:") for k in keys), keys
+
+
+def test_a_bad_cache_namespace_is_refused():
+    with pytest.raises(ValueError, match="cache_namespace"):
+        Settings(_env_file=None, cache_namespace="a:b")  # type: ignore[call-arg]
+
+
+def test_upstream_credentials_are_never_shown(make_proxy, caplog):
+    server = make_proxy(upstream_url="http://user:s3cretpw@127.0.0.1:1/v1")
+    with caplog.at_level(logging.DEBUG):
+        health = httpx.get(server.url + "/healthz").json()
+        assert health["upstream"] == "http://***@127.0.0.1:1/v1"
+        error = _error(
+            httpx.post(
+                server.url + CHAT, json={"model": "m", "messages": [{"role": "user", "content": "x"}]}
+            ),
+            502,
+        )
+        metrics = httpx.get(server.url + "/metrics").text
+    shown = [str(health), str(error), metrics, caplog.text]
+    assert not [text for text in shown if "s3cretpw" in text]
+
+
+def test_settings_errors_do_not_echo_credentials():
+    with pytest.raises(ValueError) as raised:
+        Settings(_env_file=None, upstream_base_url="ftp://user:s3cretpw@host/v1")  # type: ignore[call-arg]
+    assert "s3cretpw" not in str(raised.value) and "ftp://***@host/v1" in str(raised.value)
+
+
+def test_official_client_sees_the_errors(make_proxy):
+    client = openai_client(make_proxy())
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(
+            model="echo",
+            messages=[{"role": "user", "content": "x"}],
+            extra_headers={"X-Promptpress-Rate": "x"},
+        )
+    assert settings_for(None).cache_namespace == "default"
