@@ -8,8 +8,9 @@
 2. Each distinct key is *claimed* in the cache's :class:`SingleFlight`. A key another thread (task)
    is already computing is not looked up or computed again: the caller waits for that result.
 3. The claimed keys are fetched with one ``get_many``; values that fail to decode (corrupt,
-   truncated, stale: :class:`~promptpress.cache.codec.CacheValueError`) are misses, counted as
-   ``invalid`` and overwritten by the recomputed value.
+   truncated, stale: :class:`~promptpress.cache.codec.CacheValueError`) or that the caller's
+   ``accept(index, value)`` rejects (well formed but of the wrong shape for what the key stands for)
+   are misses, counted as ``invalid`` and overwritten by the recomputed value.
 4. ``compute_missing(indices)`` is called once, with the positions (into ``keys``) of the misses,
    and must return one value per index, in order. The values are stored with one ``put_many``
    and handed to any waiting callers.
@@ -113,8 +114,16 @@ def _first_index(keys: Sequence[str]) -> dict[str, int]:
     return first
 
 
+Accept = Callable[[int, Any], bool]  # (index into the keys, decoded value) -> trust it?
+
+
 def _decode_found(
-    cache: SegmentCache | AsyncSegmentCache, keys: list[str], raw: list[bytes | None], codec: ValueCodec[T]
+    cache: SegmentCache | AsyncSegmentCache,
+    keys: list[str],
+    raw: list[bytes | None],
+    codec: ValueCodec[T],
+    accept: Accept | None = None,
+    first: dict[str, int] | None = None,
 ) -> tuple[dict[str, T], list[str]]:
     found: dict[str, T] = {}
     missing: list[str] = []
@@ -124,7 +133,10 @@ def _decode_found(
             missing.append(key)
             continue
         try:
-            found[key] = codec.decode(data)
+            value = codec.decode(data)
+            if accept is not None and first is not None and not accept(first[key], value):
+                raise CacheValueError("the value does not fit its key (wrong shape)")
+            found[key] = value
         except CacheValueError as exc:
             invalid += 1
             missing.append(key)
@@ -163,6 +175,11 @@ def _subset(compute_missing: Callable[[list[int]], Any], positions: list[int]) -
     return lambda idx: compute_missing([positions[i] for i in idx])
 
 
+def _accept_subset(accept: Accept | None, positions: list[int]) -> Accept | None:
+    """`accept` for a call on a subset of the keys (indices mapped back to the originals)."""
+    return None if accept is None else (lambda i, value: accept(positions[i], value))
+
+
 def get_or_compute(
     cache: SegmentCache,
     keys: Sequence[str],
@@ -171,15 +188,17 @@ def get_or_compute(
     codec: ValueCodec[T] = _BYTES,
     ttl: float | None = None,
     flight: SingleFlight | None = None,
+    accept: Accept | None = None,
 ) -> list[T]:
-    """Values for ``keys`` (decoded by ``codec``), computing only the misses in one batched call."""
+    """Values for ``keys`` (decoded by ``codec``), computing only the misses in one batched call.
+    ``accept(index, value)``, when given, rejects a decoded value as invalid (see the module doc)."""
     first = _first_index(keys)
     flight = flight if flight is not None else flight_for(cache)
     led, fut, waits = flight.claim(list(first))
     found: dict[str, T] = {}
     try:
         if led:
-            found, missing = _decode_found(cache, led, cache.get_many(led), codec)
+            found, missing = _decode_found(cache, led, cache.get_many(led), codec, accept, first)
             if missing:
                 computed = compute_missing([first[k] for k in missing])
                 cache.put_many(_encode_computed(missing, computed, codec, found), ttl)
@@ -197,7 +216,8 @@ def get_or_compute(
             retry.append(key)
     if retry:  # the other caller failed: compute these ourselves
         sub = _subset(compute_missing, [first[k] for k in retry])
-        values = get_or_compute(cache, retry, sub, codec=codec, ttl=ttl, flight=flight)
+        again = _accept_subset(accept, [first[k] for k in retry])
+        values = get_or_compute(cache, retry, sub, codec=codec, ttl=ttl, flight=flight, accept=again)
         found.update(zip(retry, values, strict=True))
     return [found[k] for k in keys]
 
@@ -210,6 +230,7 @@ async def aget_or_compute(
     codec: ValueCodec[T] = _BYTES,
     ttl: float | None = None,
     flight: SingleFlight | None = None,
+    accept: Accept | None = None,
 ) -> list[T]:
     """asyncio twin of :func:`get_or_compute`; ``compute_missing`` may be sync or async.
 
@@ -222,7 +243,8 @@ async def aget_or_compute(
     found: dict[str, T] = {}
     try:
         if led:
-            found, missing = _decode_found(cache, led, await cache.aget_many(led), codec)
+            raw = await cache.aget_many(led)
+            found, missing = _decode_found(cache, led, raw, codec, accept, first)
             if missing:
                 computed = compute_missing([first[k] for k in missing])
                 if inspect.isawaitable(computed):
@@ -244,6 +266,7 @@ async def aget_or_compute(
             found[key] = other.result()[key]
     if retry:
         sub = _subset(compute_missing, [first[k] for k in retry])
-        values = await aget_or_compute(cache, retry, sub, codec=codec, ttl=ttl, flight=flight)
+        again = _accept_subset(accept, [first[k] for k in retry])
+        values = await aget_or_compute(cache, retry, sub, codec=codec, ttl=ttl, flight=flight, accept=again)
         found.update(zip(retry, values, strict=True))
     return [found[k] for k in keys]

@@ -175,3 +175,30 @@ async def test_async_waiter_recovers_when_leader_is_cancelled():
     assert await follower == [b"mine"]
     with pytest.raises(asyncio.CancelledError):
         await leader
+
+
+@pytest.mark.parametrize("run", ["sync", "async"])
+def test_values_the_caller_does_not_accept_are_misses_and_overwritten(run):
+    keys = ["a", "b"]
+    cache = MemoryCache(1 << 20)
+    cache.put_many({"a": encode_arrays({"keep": np.zeros(2)}), "b": encode_arrays({"keep": np.zeros(3)})})
+    wanted = {0: 3, 1: 3}  # "a" holds 2 values where 3 belong: well formed, wrong shape
+    codec = ArrayCodec(required=("keep",))
+
+    def compute(idx):
+        return [{"keep": np.ones(wanted[i])} for i in idx]
+
+    def fits(i, value):
+        return value["keep"].shape == (wanted[i],)
+
+    def call():
+        if run == "sync":
+            return get_or_compute(cache, keys, compute, codec=codec, accept=fits)
+        return asyncio.run(aget_or_compute(AsyncCacheAdapter(cache), keys, compute, codec=codec, accept=fits))
+
+    out = call()
+    assert [v["keep"].shape for v in out] == [(3,), (3,)]
+    stats = cache.stats()
+    assert (stats.hits, stats.misses, stats.invalid) == (1, 1, 1)
+    out = get_or_compute(cache, keys, lambda idx: pytest.fail("repaired: all hit"), codec=codec, accept=fits)
+    assert out[0]["keep"].tolist() == [1.0, 1.0, 1.0]

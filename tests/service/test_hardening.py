@@ -80,3 +80,30 @@ def test_official_client_sees_the_errors(make_proxy):
             extra_headers={"X-Promptpress-Rate": "x"},
         )
     assert settings_for(None).cache_namespace == "default"
+
+
+def test_a_wrong_shape_cache_entry_is_a_miss_and_is_repaired(compressor, upstream):
+    import numpy as np
+
+    from promptpress.cache import MemoryCache, encode_arrays
+    from promptpress.compressor.token_classifier import TokenClassifierCompressor
+
+    cache = MemoryCache(1 << 24)
+    cached = TokenClassifierCompressor(compressor.loaded, cache=cache)
+    app = create_app(settings_for(upstream.url + "/v1"), compressor=cached, cache=cache)
+    body = {"model": "echo", "messages": [{"role": "user", "content": LONG_TEXT}]}
+    with ServerThread(app) as server:
+
+        def ask() -> tuple[int, int, int]:
+            response = httpx.post(server.url + CHAT, json=body, timeout=60)
+            assert response.headers["x-promptpress-compression"] == "applied"
+            stats = cache.stats()
+            return stats.hits, stats.misses, stats.invalid
+
+        assert ask() == (0, 1, 0)
+        (key,) = list(cache._entries)
+        cache.put_many({key: encode_arrays({"keep": np.zeros(3, dtype=np.float32)})})  # well formed
+        assert ask() == (0, 2, 1)  # a miss, not a hit
+        assert ask() == (1, 2, 1)  # and overwritten: the next request hits
+        metrics = httpx.get(server.url + "/metrics").text
+    assert "promptpress_cache_invalid_total 1.0" in metrics
