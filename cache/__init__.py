@@ -34,6 +34,7 @@ from .interface import AsyncSegmentCache, CacheStats, SegmentCache
 from .keys import KeySpace, fingerprint, segment_digest, segment_key
 from .memory import MemoryCache, NullCache
 from .resilience import AsyncResilientCache, CircuitBreaker, ResilientCache
+from .signed import AsyncSignedCache, SignedCache
 
 # The Redis backends need the optional ``redis`` package (extra ``promptpress[redis]``): imported on
 # first use so the embedded default works without it.
@@ -54,6 +55,7 @@ __all__ = [
     "AsyncRedisCache",
     "AsyncResilientCache",
     "AsyncSegmentCache",
+    "AsyncSignedCache",
     "AsyncSingleFlight",
     "BytesCodec",
     "CacheStats",
@@ -67,6 +69,7 @@ __all__ = [
     "RedisCache",
     "ResilientCache",
     "SegmentCache",
+    "SignedCache",
     "SingleFlight",
     "StaleValueError",
     "ValueCodec",

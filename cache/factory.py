@@ -12,6 +12,10 @@ spec                                                   cache
 ``none://``                                            no caching
 =====================================================  ==============================================
 
+Any spec takes ``secret=...`` (or ``open_cache(spec, secret=...)``): keys and values authenticated
+with it (:mod:`promptpress.cache.signed`), so tenants sharing a store cannot read or poison each
+other's entries.
+
 Options understood in the query string: ``max_bytes`` (memory, disk), ``ttl`` (seconds, default TTL
 of puts), ``max_value_bytes``; for Redis also ``socket_timeout``, ``socket_connect_timeout``,
 ``max_connections``, ``retry_interval`` (circuit breaker, seconds), ``fail_open`` (default true)
@@ -33,6 +37,7 @@ from .disk import DiskCache
 from .interface import AsyncSegmentCache, SegmentCache
 from .memory import MemoryCache, NullCache
 from .resilience import AsyncResilientCache, ResilientCache
+from .signed import AsyncSignedCache, SignedCache
 
 __all__ = ["open_async_cache", "open_cache", "parse_size"]
 
@@ -70,6 +75,7 @@ _OPTION_TYPES: dict[str, Any] = {
     "retry_interval": float,
     "fail_open": _bool,
     "timeout": float,
+    "secret": str,
 }
 
 
@@ -162,11 +168,31 @@ def _display(url: str) -> str:
     return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}{parts.path}"
 
 
-def open_cache(spec: str | None = None) -> SegmentCache:
-    """Open a sync cache from a spec string (see the module docstring). ``None``: in-memory LRU."""
+def open_cache(spec: str | None = None, *, secret: str | bytes | None = None) -> SegmentCache:
+    """Open a sync cache from a spec string (see the module docstring). ``None``: in-memory LRU.
+    With a `secret` (or a ``secret`` option), a `SignedCache` over it."""
+    cache = _open_cache(spec)
+    secret = secret or _secret(spec)
+    return SignedCache(cache, secret) if secret else cache
+
+
+def open_async_cache(spec: str | None = None, *, secret: str | bytes | None = None) -> AsyncSegmentCache:
+    """Open an asyncio cache: native redis.asyncio for Redis, an adapter over memory/disk otherwise.
+    With a `secret` (or a ``secret`` option), an `AsyncSignedCache` over it."""
+    cache = _open_async_cache(spec)
+    secret = secret or _secret(spec)
+    return AsyncSignedCache(cache, secret) if secret else cache
+
+
+def _secret(spec: str | None) -> str | None:
+    return None if spec is None else _split(spec)[2].pop("secret", None)
+
+
+def _open_cache(spec: str | None) -> SegmentCache:
     if spec is None:
         return MemoryCache()
     scheme, parts, opts, rest = _split(spec)
+    opts.pop("secret", None)
     if scheme not in _REDIS_SCHEMES:
         return _embedded(spec, scheme, parts, opts, rest)
     url, client, cache = _redis_parts(spec, parts, opts, rest, allow_timeout=False)
@@ -176,11 +202,11 @@ def open_cache(spec: str | None = None) -> SegmentCache:
     return ResilientCache(backend, name=_display(url), retry_interval=opts.get("retry_interval", 5.0))
 
 
-def open_async_cache(spec: str | None = None) -> AsyncSegmentCache:
-    """Open an asyncio cache: native redis.asyncio for Redis, an adapter over memory/disk otherwise."""
+def _open_async_cache(spec: str | None) -> AsyncSegmentCache:
     if spec is None:
         return AsyncCacheAdapter(MemoryCache())
     scheme, parts, opts, rest = _split(spec)
+    opts.pop("secret", None)
     if scheme not in _REDIS_SCHEMES:
         inner = _embedded(spec, scheme, parts, opts, rest)
         return AsyncCacheAdapter(inner, offload=scheme == "disk")

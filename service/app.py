@@ -112,7 +112,8 @@ async def _startup(state: ServiceState, load: bool) -> list[SegmentCache]:
     settings = state.settings
     if state.cache is None and settings.cache_url:
         try:
-            state.cache = open_cache(settings.cache_url)
+            secret = settings.cache_secret.get_secret_value() if settings.cache_secret else None
+            state.cache = open_cache(settings.cache_url, secret=secret)
             owned.append(state.cache)
         except Exception as exc:  # the service runs without a cache rather than not at all
             logs.event("cache_unavailable", logging.WARNING, error=f"{type(exc).__name__}: {exc}")

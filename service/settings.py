@@ -159,6 +159,13 @@ class Settings(BaseSettings):
         description="Tenant part of the segment cache's keys (1-64 of `[A-Za-z0-9._-]`): services "
         "sharing a Redis with different namespaces never read each other's entries.",
     )
+    cache_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret (16+ bytes) authenticating the segment cache's keys and values (HMAC, "
+        "derived per namespace): whoever shares the store without it can neither read nor poison "
+        "this service's entries. Unset: values are trusted when well formed (or set `?secret=` in "
+        "`cache_url`).",
+    )
 
     # --- soft compressor served as a model --------------------------------------------------------
     soft_model_name: str | None = Field(
@@ -209,6 +216,7 @@ class Settings(BaseSettings):
         "upstream_base_url",
         "cache_url",
         "upstream_api_key",
+        "cache_secret",
         "model",
         "soft_model_name",
         "soft_weights",

@@ -107,3 +107,20 @@ def test_a_wrong_shape_cache_entry_is_a_miss_and_is_repaired(compressor, upstrea
         assert ask() == (1, 2, 1)  # and overwritten: the next request hits
         metrics = httpx.get(server.url + "/metrics").text
     assert "promptpress_cache_invalid_total 1.0" in metrics
+
+
+def test_cache_secret_signs_the_service_cache(upstream, redis_url, compressor):
+    from promptpress.cache import SignedCache
+    from promptpress.compressor.token_classifier import TokenClassifierCompressor
+
+    settings = settings_for(upstream.url + "/v1", cache_url=redis_url, cache_secret="s" * 32)
+    app = create_app(settings, compressor=compressor)
+    with ServerThread(app):
+        cache = app.state.promptpress.cache
+        assert isinstance(cache, SignedCache)
+        signed = TokenClassifierCompressor(compressor.loaded, cache=cache)
+        signed.compress(LONG_TEXT, rate=0.5)
+    store = redis.Redis.from_url(redis_url)
+    values = [store.get(k) for k in store.keys("*")]
+    assert values and all(v.startswith(b"PPS1") for v in values)
+    assert "s" * 32 not in repr(settings)
