@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         description="Keys clients must send as `Authorization: Bearer <key>` (comma-separated). "
         "Empty: no authentication. Compared in constant time. /healthz and /metrics stay open.",
     )
+    allow_unauthenticated: bool = Field(
+        default=False,
+        description="Let `promptpress serve` listen on a non-loopback address without `api_keys` (an "
+        "open proxy). Off: it refuses to start (`serve --allow-unauthenticated` says the same).",
+    )
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1, description="Largest accepted request body in bytes; larger gets 413."
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 import os
 import sys
@@ -37,6 +38,12 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--min-tokens", type=int, help="texts shorter than this are left alone")
     serve.add_argument("--cache", metavar="URL", help="segment cache (memory://, redis://..., disk://...)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        default=None,
+        help="serve a non-loopback address without api_keys (an open proxy; refused otherwise)",
+    )
     serve.add_argument(
         "--workers",
         type=positive_int,
@@ -110,6 +117,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "min_tokens": args.min_tokens,
         "cache_url": args.cache,
         "log_level": args.log_level,
+        "allow_unauthenticated": args.allow_unauthenticated,
     }
     return {k: v for k, v in given.items() if v is not None}
 
@@ -129,6 +137,26 @@ def _environment(overrides: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def open_proxy_refusal(host: str, has_keys: bool, allowed: bool) -> str | None:
+    """Why serving `host` is refused (None when it is not): secure by default, a non-loopback address
+    needs api_keys unless an open proxy is explicitly allowed."""
+    if has_keys or allowed or _loopback(host):
+        return None
+    return (
+        f"refusing to serve {host} without api_keys: set PROMPTPRESS_API_KEYS, bind 127.0.0.1, or "
+        "pass --allow-unauthenticated (PROMPTPRESS_ALLOW_UNAUTHENTICATED=true) for an open proxy"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
 # what each worker process of `serve --workers N` imports and calls
 WORKER_APP = "promptpress.service.serving:app_from_environment"
 
@@ -142,6 +170,10 @@ def run_serve(args: argparse.Namespace) -> int:
         settings = Settings(**overrides)
     except ValidationError as exc:
         print(f"promptpress serve: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    refusal = open_proxy_refusal(settings.host, bool(settings.api_keys), settings.allow_unauthenticated)
+    if refusal:
+        print(f"promptpress serve: {refusal}", file=sys.stderr)
         return 2
     backend = None
     if args.with_backend and not settings.upstream_base_url:  # started once, whatever the workers
