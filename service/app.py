@@ -30,6 +30,7 @@ from .errors import install_handlers
 from .local_models import LocalModels
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, ObservabilityMiddleware
+from .ops_routes import BODY_MODELS as OPS_BODY_MODELS
 from .ops_routes import router as ops_router
 from .policy import Policy
 from .proxy import Upstream
@@ -66,7 +67,7 @@ class _ServiceApp(FastAPI):
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
-            self.openapi_schema = add_schemas(super().openapi(), BODY_MODELS)
+            self.openapi_schema = add_schemas(super().openapi(), [*BODY_MODELS, *OPS_BODY_MODELS])
         return self.openapi_schema
 
 

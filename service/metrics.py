@@ -33,6 +33,13 @@ class StatsSource(Protocol):
     def stats(self) -> CacheStats | Mapping[str, int]: ...
 
 
+def cache_down(cache: object) -> bool:
+    """True while a fail-open cache's store is unreachable (its circuit breaker is open: calls are
+    served as misses until a retry succeeds)."""
+    breaker = getattr(cache, "breaker", None)
+    return bool(getattr(breaker, "is_open", False))
+
+
 class CacheCollector(Collector):
     """Exports the segment cache's counters (``stats()``: hits, misses, errors, bytes...) at scrape
     time. Tolerates a cache without ``stats`` or one whose ``stats`` fails."""
@@ -49,9 +56,14 @@ class CacheCollector(Collector):
             values = stats.to_dict() if isinstance(stats, CacheStats) else dict(stats)
         except Exception as exc:  # a broken cache must not break /metrics
             log.warning("cache stats unavailable: %s", exc)
-            yield GaugeMetricFamily("promptpress_cache_up", "1 if the cache answered stats()", value=0)
+            yield GaugeMetricFamily(
+                "promptpress_cache_up", "1 if the cache answered stats() and is reachable", value=0
+            )
             return
-        yield GaugeMetricFamily("promptpress_cache_up", "1 if the cache answered stats()", value=1)
+        up = 0 if cache_down(cache) else 1
+        yield GaugeMetricFamily(
+            "promptpress_cache_up", "1 if the cache answered stats() and is reachable", value=up
+        )
         for name, value in sorted(values.items()):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 yield CounterMetricFamily(f"promptpress_cache_{name}", f"segment cache {name}", value=value)

@@ -3,17 +3,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from .errors import error_responses
 from .openai_models import CompressRequest, CompressResponse, HealthResponse
+from .request_body import JSONBody, openapi_body
 from .serving_compress import CompressServing
-from .state import get_state, require_key
+from .state import authorized_body, get_state
 
 router = APIRouter()
+# the models of the bodies these routes read themselves (`request_body.add_schemas`)
+BODY_MODELS: list[type[BaseModel]] = [CompressRequest]
 
 _ERRORS = error_responses(
     (400, "Invalid request"),
@@ -43,10 +47,10 @@ async def metrics(request: Request) -> Response:
     response_model_exclude_unset=True,
     responses=_ERRORS,
     tags=["compression"],
-    dependencies=[Depends(require_key)],
+    openapi_extra=openapi_body(CompressRequest),
 )
-async def compress(body: CompressRequest, request: Request) -> dict[str, Any]:
+async def compress(request: Request, body: Annotated[JSONBody, Depends(authorized_body)]) -> dict[str, Any]:
     """Compress a text or a list of contexts with the loaded compressor; the question (if any) is kept
     verbatim and appended to `prompt`."""
     serving: CompressServing = request.app.state.serving_compress
-    return await serving.create(request, body)
+    return await serving.create(request, body.validate(CompressRequest))

@@ -17,11 +17,11 @@ from pydantic import BaseModel
 
 from .errors import error_responses
 from .openai_models import ChatCompletionRequest, CompletionRequest
-from .request_body import JSONBody, openapi_body, read_json
+from .request_body import JSONBody, openapi_body
 from .serving_chat import ChatCompletionsProxy
 from .serving_completion import CompletionsProxy
 from .serving_models import ModelsServing
-from .state import get_state, require_key
+from .state import authorized_body, require_key
 
 __all__ = ["BODY_MODELS", "router"]
 
@@ -43,15 +43,7 @@ _ERRORS = error_responses(
 )
 
 
-async def _body_then_key(request: Request) -> JSONBody:
-    """The body, read and decoded; then the API key checked. A body that cannot be read or decoded is
-    answered (400, 413) before a missing key (401), as when FastAPI parsed the body itself."""
-    body = await read_json(request)
-    get_state(request).check_key(request.headers.get("authorization"))
-    return body
-
-
-Body = Annotated[JSONBody, Depends(_body_then_key)]
+Body = Annotated[JSONBody, Depends(authorized_body)]  # the key checked before the body is read
 
 
 def _post(path: str, body_model: type[BaseModel]) -> Callable[[_Route], _Route]:

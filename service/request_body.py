@@ -2,7 +2,7 @@
 decode to, and the pydantic model validated from that JSON (`JSONBody.validate`, no second parse).
 
 The errors are those FastAPI gives when it parses a body itself: a body that cannot be read or decoded
-is a 400 (or the body limit's 413) from `read_json`, before the route checks anything else; a body that
+is a 400 (or the body limit's 413, or a 408 when it does not arrive in time) from `read_json`; a body that
 is empty, not sent as JSON or not of the model's shape is a 400 from `validate`. A route that reads its
 body this way documents it with `openapi_body` (and its schemas are added by `add_schemas`).
 """
@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+import anyio
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.models import OpenAPI
@@ -57,17 +58,29 @@ def _sent_as_json(content_type: str | None) -> bool:
     )
 
 
-async def read_json(request: Request) -> JSONBody:
-    """Read the body and decode it as JSON, once."""
+async def read_json(request: Request, timeout: float | None = None) -> JSONBody:
+    """Read the body and decode it as JSON, once. A body not received within `timeout` seconds (a
+    client that sent less than its Content-Length, or stalls) is a 408."""
     content_type = request.headers.get("content-type")
     try:
-        content = await request.body()
+        with anyio.fail_after(timeout):
+            content = await request.body()
+    except TimeoutError:
+        raise APIError(
+            408,
+            f"the request body was not received within {timeout:g} s (is Content-Length right?)",
+            code="body_timeout",
+            headers={"connection": "close"},
+        ) from None
+    except HTTPException:  # the body limit's 413
+        raise
+    except Exception as exc:  # the client gone mid-body
+        raise APIError(400, UNPARSABLE_BODY) from exc
+    try:
         data = json.loads(content) if content and _sent_as_json(content_type) else (content or None)
     except json.JSONDecodeError as exc:
         raise APIError(400, invalid_json_message(exc.msg, exc.pos), code="invalid_request") from None
-    except HTTPException:  # the body limit's 413
-        raise
-    except Exception as exc:  # not UTF-8, nested too deep, the client gone mid-body
+    except Exception as exc:  # not UTF-8, nested too deep
         raise APIError(400, UNPARSABLE_BODY) from exc
     return JSONBody(content, data, content_type)
 

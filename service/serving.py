@@ -24,6 +24,7 @@ import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .app import create_app
+from .http_protocol import http_protocol
 from .metrics import release_process
 from .settings import Settings
 
@@ -94,6 +95,7 @@ class ServerThread:
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
+        kw.setdefault("http", http_protocol())
         config = uvicorn.Config(app, host=host, port=self.port, log_level=log_level, lifespan="on", **kw)
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1, description="Largest accepted request body in bytes; larger gets 413."
     )
+    body_read_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds to receive a request body once its headers arrived; a body that takes "
+        "longer (or is shorter than its Content-Length) gets 408 and the connection is closed.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
     log_prompts: bool = Field(
         default=False,

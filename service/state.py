@@ -13,10 +13,11 @@ from promptpress.compressor import Compressor
 
 from .compression import RequestCompressor
 from .errors import APIError
-from .metrics import Metrics
+from .metrics import Metrics, cache_down
 from .openai_models import HealthResponse
 from .policy import Policy
 from .proxy import Upstream
+from .request_body import JSONBody, read_json
 from .runner import CompressionRunner
 from .settings import Settings
 from .soft_model import SoftModel
@@ -48,13 +49,16 @@ class ServiceState:
         )
 
     def health(self) -> HealthResponse:
-        """Liveness and what is degraded."""
+        """Liveness and what is degraded: no compressor, or a cache whose store is unreachable
+        (``cache`` false then: requests are served without it)."""
+        cache_ok = self.cache is not None and not cache_down(self.cache)
+        degraded = self.runner is None or (self.cache is not None and not cache_ok)
         return HealthResponse(
-            status="ok" if self.runner is not None else "degraded",
+            status="degraded" if degraded else "ok",
             compressor=self.compressor.name if self.compressor is not None else None,
             compressor_error=self.compressor_error,
             upstream=self.upstream.display_url if self.upstream else None,
-            cache=self.cache is not None,
+            cache=cache_ok,
         )
 
     def require_upstream(self) -> Upstream:
@@ -93,6 +97,14 @@ def get_state(request: Request) -> ServiceState:
 async def require_key(request: Request) -> None:
     """FastAPI dependency of every /v1 route (async: a sync one would hop to a thread per request)."""
     get_state(request).check_key(request.headers.get("authorization"))
+
+
+async def authorized_body(request: Request) -> JSONBody:
+    """FastAPI dependency of the routes that read their JSON body themselves: the API key checked
+    (401 before anything is read), then the body read (within ``body_read_timeout``) and decoded."""
+    state = get_state(request)
+    state.check_key(request.headers.get("authorization"))
+    return await read_json(request, state.settings.body_read_timeout)
 
 
 def request_id(request: Request) -> str:

@@ -212,7 +212,16 @@ def _server_app(settings: Any) -> Any:
 def _run_uvicorn(settings: Any, **kw: Any) -> None:
     import uvicorn
 
-    uvicorn.run(host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False, **kw)
+    from promptpress.service.http_protocol import http_protocol
+
+    uvicorn.run(
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        http=http_protocol(),  # its own 400s in OpenAI's error shape
+        **kw,
+    )
 
 
 @contextlib.contextmanager

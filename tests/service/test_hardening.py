@@ -4,6 +4,7 @@ honoured from ``.env``, credentials never shown, policy and body errors in OpenA
 from __future__ import annotations
 
 import logging
+import time
 
 import httpx
 import openai
@@ -16,6 +17,7 @@ from promptpress.service.serving import ServerThread
 from promptpress.service.settings import Settings
 
 CHAT = "/v1/chat/completions"
+JSON_TYPE = {"content-type": "application/json"}
 
 
 def _error(response: httpx.Response, status: int) -> dict:
@@ -124,3 +126,84 @@ def test_cache_secret_signs_the_service_cache(upstream, redis_url, compressor):
     values = [store.get(k) for k in store.keys("*")]
     assert values and all(v.startswith(b"PPS1") for v in values)
     assert "s" * 32 not in repr(settings)
+
+
+def _raw(server: ServerThread, request: bytes, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read the answer until the server closes or `timeout`: (status, headers, body)."""
+    import socket
+
+    with socket.create_connection((server.host, server.port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < _length(data):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), headers, body
+
+
+def _length(data: bytes) -> int:
+    for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return int(line.split(b":", 1)[1])
+    return 1 << 30
+
+
+@pytest.mark.parametrize("path", [CHAT, "/v1/completions", "/v1/compress"])
+def test_a_missing_key_is_401_before_the_body_is_parsed(make_proxy, path):
+    server = make_proxy(api_keys="k1")
+    response = httpx.post(server.url + path, content=b'{"model": "echo", "messages": [', headers=JSON_TYPE)
+    assert _error(response, 401)["code"] == "invalid_api_key"
+    with_key = {**JSON_TYPE, "authorization": "Bearer k1"}
+    assert _error(httpx.post(server.url + path, content=b"{", headers=with_key), 400)
+
+
+def test_a_bad_content_length_is_a_json_400(proxy):
+    status, headers, body = _raw(
+        proxy, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"
+    )
+    assert status == 400 and headers["content-type"] == "application/json"
+    error = httpx.Response(400, content=body, headers=headers)
+    assert _error(error, 400)["code"] == "invalid_http_request"
+
+
+def test_a_body_shorter_than_its_content_length_is_a_408_in_time(make_proxy):
+    server = make_proxy(body_read_timeout=0.5)
+    request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    request += b"Content-Length: 100\r\n\r\n" + b'{"model": "echo"'
+    start = time.monotonic()
+    status, headers, body = _raw(server, request)
+    assert status == 408 and time.monotonic() - start < 5
+    assert _error(httpx.Response(408, content=body, headers=headers), 408)["code"] == "body_timeout"
+    in_flight = httpx.get(server.url + "/metrics").text
+    assert "promptpress_requests_in_flight 1.0" in in_flight  # only the scrape itself
+
+
+def test_health_and_metrics_report_a_cache_whose_redis_is_down(compressor, upstream, redis_server, redis_url):
+    from promptpress.cache import open_cache
+    from promptpress.compressor.token_classifier import TokenClassifierCompressor
+
+    cache = open_cache(redis_url + "?socket_timeout=0.3&socket_connect_timeout=0.3&retry_interval=0.3")
+    cached = TokenClassifierCompressor(compressor.loaded, cache=cache)
+    app = create_app(settings_for(upstream.url + "/v1"), compressor=cached, cache=cache)
+    body = {"model": "echo", "messages": [{"role": "user", "content": LONG_TEXT}]}
+    with ServerThread(app) as server:
+        assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
+        redis_server.stop()
+        try:
+            response = httpx.post(server.url + CHAT, json=body, timeout=60)
+            assert response.headers["x-promptpress-compression"] == "applied"  # fail-open
+            health = httpx.get(server.url + "/healthz").json()
+            assert health["status"] == "degraded" and health["cache"] is False
+            assert "promptpress_cache_up 0.0" in httpx.get(server.url + "/metrics").text
+        finally:
+            redis_server.start()
+        time.sleep(0.4)  # the breaker retries after retry_interval
+        httpx.post(server.url + CHAT, json=body, timeout=60)
+        assert httpx.get(server.url + "/healthz").json() == {**health, "status": "ok", "cache": True}
+        assert "promptpress_cache_up 1.0" in httpx.get(server.url + "/metrics").text
+    cache.close()
