@@ -236,6 +236,7 @@ class Plan:
     keep: np.ndarray  # [contexts] bool: kept by the context filter
     scores: np.ndarray  # [contexts] mean keep probability (the filter's score)
     selection: Selection | None  # None: everything fits, the input stays as it is
+    total: int = 0  # the call's token budget
 
     def kept(self, items: Sequence[T]) -> list[T]:
         """The items of the kept contexts."""
@@ -254,9 +255,10 @@ def plan_budget(units: Sequence[Units], tokens: Sequence[int], joined: int, opti
     if options.context_filter and len(units) > 1:
         keep = select_contexts(scores, context_rate(options, joined), options.force_contexts)
     budget = allocate_budget(tokens, options, joined=joined)
-    if keep.all() and budget.fits(tokens, joined):
-        return Plan(keep, scores, None)
-    return Plan(keep, scores, _selection(options, budget, tokens, keep))
+    banned = any(u.banned.any() for u in units)  # a dropped structure span: something to remove
+    if keep.all() and budget.fits(tokens, joined) and not banned:
+        return Plan(keep, scores, None, budget.total)
+    return Plan(keep, scores, _selection(options, budget, tokens, keep), budget.total)
 
 
 def _selection(

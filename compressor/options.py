@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from .result import CompressionResult
+from .structure import KINDS, Policy, resolve_policy
 
 BudgetMode = Literal["global", "window"]
 Windowing = Literal["stable", "greedy"]
+StructureSetting = tuple[tuple[str, str], ...] | Literal["off"]
 
 
 class OptionsError(ValueError):
@@ -43,6 +45,11 @@ class CompressOptions:
     context_budgets: a token budget per context (global mode) instead of one shared budget, e.g. a
         retriever's relevance-weighted split; one call still batches every context's windows.
     return_words: include per-word probabilities and labels in the result.
+    structure: structure-safe compression (`structure`): code, JSON, tables, URLs, e-mail addresses,
+        paths, numbers and overlong tokens are found before classification and each kind follows
+        its policy ("keep" verbatim, "compress" as prose, "drop"). () is `structure.DEFAULT_POLICY`;
+        per-kind overrides as a mapping or (kind, policy) pairs, e.g. {"code": "compress"}
+        (stored as sorted pairs); "off" turns detection off (plain word-by-word compression).
     """
 
     rate: float = 0.5
@@ -60,6 +67,16 @@ class CompressOptions:
     force_contexts: tuple[int, ...] = ()
     context_budgets: tuple[int, ...] | None = None
     return_words: bool = False
+    structure: StructureSetting = ()
+
+    def __post_init__(self) -> None:  # a mapping or list becomes sorted pairs, so options stay hashable
+        object.__setattr__(self, "structure", _structure_setting(self.structure))
+
+    def structure_policy(self) -> dict[str, Policy] | None:
+        """The policy of every kind, or None when structure detection is off."""
+        if self.structure == "off":
+            return None
+        return resolve_policy(dict(self.structure))
 
     def validate(self) -> CompressOptions:
         rate = self.rate
@@ -97,7 +114,24 @@ class CompressOptions:
                 raise OptionsError("context_budgets needs budget='global'")
         if self.context_rate is not None and not 0.0 < self.context_rate <= 1.0:
             raise OptionsError(f"context_rate must be in (0, 1], got {self.context_rate}")
+        self._validate_structure()
         return self
+
+    def _validate_structure(self) -> None:
+        value = self.structure
+        if value == "off":
+            return
+        if not isinstance(value, tuple) or not all(
+            isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in value
+        ):
+            raise OptionsError(
+                f'structure must be "off" or a mapping of kind to policy ({", ".join(KINDS)}: '
+                f"keep, compress or drop), got {value!r}"
+            )
+        try:
+            resolve_policy(dict(value))
+        except ValueError as exc:
+            raise OptionsError(f"structure: {exc}") from None
 
     def with_overrides(self, **overrides: Any) -> CompressOptions:
         known = {f.name for f in fields(self)}
@@ -109,6 +143,18 @@ class CompressOptions:
             if value is not None and not isinstance(value, (tuple, str)):
                 overrides[key] = tuple(value)
         return replace(self, **overrides).validate()
+
+
+def _structure_setting(value: object) -> object:
+    """`CompressOptions.structure` as stored: "off", or (kind, policy) pairs sorted by kind. Anything
+    else is left as it is for `validate` to reject."""
+    if value is None or value == "on" or value == "default":
+        return ()
+    if isinstance(value, Mapping):
+        value = list(value.items())
+    if isinstance(value, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
+        return tuple(sorted((tuple(p) for p in value), key=lambda p: str(p[0])))
+    return value
 
 
 @runtime_checkable

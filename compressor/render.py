@@ -59,11 +59,18 @@ def render(text: str, spans: np.ndarray, keep: np.ndarray, levels: np.ndarray | 
             sep = _SEPARATORS[int(between[i])]
             if not sep and through_dropped[i] and pieces[-1][-1:].isalnum() and piece[:1].isalnum():
                 sep = " "
-            elif pieces[-1][-1:].isspace() or piece[:1].isspace():
+            elif _separated(pieces[-1], piece, sep):
                 sep = ""  # a kept whitespace unit (a forced "\n") already separates them
             pieces.append(sep)
         pieces.append(piece)
     return "".join(pieces)
+
+
+def _separated(before: str, piece: str, sep: str) -> bool:
+    """Whitespace at the edges of two units already separates them, unless `sep` breaks the line and
+    the edges do not (a verbatim code block's own indentation is not the line break before it)."""
+    edge = before[len(before.rstrip()) :] + piece[: len(piece) - len(piece.lstrip())]
+    return bool(edge) and ("\n" in edge or "\n" not in sep)
 
 
 class Rendering:

@@ -29,6 +29,7 @@ class ContextResult:
     compressed_tokens: int
     kept: bool = True  # False when the context-level filter dropped the whole context
     probability: float | None = None  # mean keep probability (context-level filter score)
+    relevance: float | None = None  # question-aware: cosine similarity to the question
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class CompressionResult:
 
     Token counts are tiktoken counts (``cl100k_base`` by default), the unit LLM APIs bill in.
     ``ratio`` is original/compressed (higher is more compression); ``rate`` is its inverse.
+    ``verbatim_tokens``: tokens of the output that are structure spans kept verbatim, per kind
+    (code, json, table, url, ...). ``over_budget``: the spans that must be kept (structure kept
+    verbatim, ``<keep>`` markers, force tokens) alone exceeded the budget, so the output is longer
+    than asked; ``verbatim_tokens`` says which kinds forced it.
     """
 
     compressed_text: str
@@ -46,6 +51,8 @@ class CompressionResult:
     model: str = ""
     method: str = "token_classifier"
     words: list[WordDecision] | None = field(default=None, repr=False)
+    verbatim_tokens: dict[str, int] = field(default_factory=dict)
+    over_budget: bool = False
 
     @property
     def ratio(self) -> float:

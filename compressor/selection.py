@@ -10,7 +10,8 @@
   words changes how tiktoken merges them). Meets the target within a few percent whatever the length.
 - `drop_consecutive_forced`: llmlingua's ``drop_consecutive`` (runs of one force token collapse).
 
-Forced units are always kept and spend budget first.
+Forced units are always kept and spend budget first; banned units (a dropped structure span) are
+never kept.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def select_window(units: Units, rate: float) -> np.ndarray:
     keep = np.ones(len(units), dtype=bool)
     reduce_rate = 1.0 - rate
     if reduce_rate <= 0 or len(units) == 0:
-        return keep
+        return keep & ~units.banned
     probs = np.where(units.forced, 1.0, units.probs).astype(np.float64)
     counts = np.maximum(units.counts, 0)
     order = np.argsort(units.window, kind="stable")
@@ -38,7 +39,7 @@ def select_window(units: Units, rate: float) -> np.ndarray:
             continue
         threshold = np.percentile(repeated, int(100 * reduce_rate + 1))
         keep[group] = (p > threshold) | ((threshold == 1.0) & (p == threshold))
-    return keep
+    return keep & ~units.banned
 
 
 def window_floor(units: Units, rate: float) -> np.ndarray:
@@ -85,7 +86,8 @@ def select_global(
     probs = np.concatenate([u.probs for u in contexts]).astype(np.float64)
     forced = np.concatenate([u.forced for u in contexts])
     counts = np.concatenate([u.counts for u in contexts]).astype(np.int64)
-    free = np.flatnonzero(~forced)
+    banned = np.concatenate([u.banned for u in contexts])
+    free = np.flatnonzero(~forced & ~banned)
     order = free[np.argsort(-probs[free], kind="stable")]
     cumulative = np.cumsum(counts[order])
     forced_tokens = int(counts[forced].sum())

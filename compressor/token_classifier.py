@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -25,6 +25,7 @@ from promptpress.cache import ArrayCodec, KeySpace, SegmentCache, get_or_compute
 from .budget import Masks, Plan, plan_budget
 from .model import DEFAULT_MODEL, LoadedModel, load_token_classifier
 from .options import CompressOptions, OptionsError
+from .protect import Protected, ensure_text, forced_tokens, protect, verbatim_tokens
 from .render import SEPARATOR, Rendering
 from .result import CompressionResult, ContextResult, WordDecision
 from .runtime import Runtime, make_runtime
@@ -39,8 +40,8 @@ log = logging.getLogger("promptpress.compressor")
 
 @dataclass
 class _Context:
-    text: str  # markers removed
-    keep_spans: list[tuple[int, int]]
+    original: str  # markers removed
+    protected: Protected  # its structure; `protected.text` is what the model sees (long tokens cut)
     ids: np.ndarray
     tokens: list[str]
     offsets: np.ndarray
@@ -123,23 +124,27 @@ class TokenClassifierCompressor:
         joined = self._count(SEPARATOR.join(u.text for u in units))
         plan = plan_budget(units, tokens, joined, opts)  # contexts kept, their budgets, the strategy
         masks, texts = self._select(units, plan)  # units kept, rendered
-        return self._result(units, masks, texts, plan, tokens, joined, opts.return_words)
+        result = self._result(units, masks, texts, plan, tokens, joined, opts.return_words)
+        return self._structure_report(result, contexts, units, masks, plan)
 
     # ------------------------------------------------------------------ steps
     def _prepare(self, texts: list[str], opts: CompressOptions) -> list[_Context]:
         stripped = [strip_keep_markers(t, opts.keep_markers) for t in texts]
+        policy = opts.structure_policy()  # None: structure detection off
+        protected = [protect(text, keep_spans, policy) for text, keep_spans in stripped]
         with self._lock:
-            encodings = self._tokenizer.encode_batch([s[0] for s in stripped], add_special_tokens=False)
+            encodings = self._tokenizer.encode_batch([p.text for p in protected], add_special_tokens=False)
         max_len = self.loaded.max_length - self._specials
         ctxs = []
-        for (text, keep_spans), enc in zip(stripped, encodings):
+        for (original, _), prot, enc in zip(stripped, protected, encodings):
+            text = prot.text
             ids = np.asarray(enc.ids, dtype=np.int64)
             offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
             if self.rule.style != "wordpiece":
                 offsets = strip_leading_space(text, offsets)
             ends, paragraphs = end_flags(text, offsets, opts.chunk_end_tokens)
             windows = cut_windows(opts.windowing, ids, ends, paragraphs, max_len)
-            ctxs.append(_Context(text, keep_spans, ids, list(enc.tokens), offsets, windows))
+            ctxs.append(_Context(original, prot, ids, list(enc.tokens), offsets, windows))
         return ctxs
 
     def _score(self, ctxs: list[_Context]) -> list[np.ndarray]:
@@ -160,17 +165,19 @@ class TokenClassifierCompressor:
                 token_window[s:e] = w
             units.append(
                 build_units(
-                    ctx.text,
+                    ctx.protected.text,
                     ctx.tokens,
                     ctx.offsets,
                     token_probs,
                     token_window,
-                    self.rule.starts(ctx.tokens, ctx.offsets, ctx.text),
-                    force=find_occurrences(ctx.text, opts.force_tokens),
-                    keep_spans=ctx.keep_spans,
+                    self.rule.starts(ctx.tokens, ctx.offsets, ctx.protected.text),
+                    force=find_occurrences(ctx.protected.text, opts.force_tokens),
+                    keep_spans=ctx.protected.keep_spans,
                     token_to_word=opts.token_to_word,
                     force_reserve_digit=opts.force_reserve_digit,
                     count=self._unit_tokens[opts.budget],
+                    verbatim=ctx.protected.verbatim,
+                    banned=ctx.protected.banned,
                 )
             )
         return units
@@ -181,7 +188,7 @@ class TokenClassifierCompressor:
             return [np.ones(len(u), dtype=bool) for u in units], [u.text for u in units]
         kept = plan.kept(units)
         rendering = Rendering(kept, self._count)
-        chosen = plan.selection.select(kept, rendering)
+        chosen = ensure_text(kept, plan.selection.select(kept, rendering))  # a text never becomes ""
         masks = plan.restore(chosen, [np.zeros(len(u), dtype=bool) for u in units])
         return masks, plan.restore(rendering.texts(chosen), [""] * len(units))
 
@@ -209,6 +216,28 @@ class TokenClassifierCompressor:
             method=self.method,
             words=_decisions(units, masks, plan.keep) if return_words else None,
         )
+
+    def _structure_report(
+        self,
+        result: CompressionResult,
+        ctxs: list[_Context],
+        units: list[Units],
+        masks: Masks,
+        plan: Plan,
+    ) -> CompressionResult:
+        """The result with its structure figures: tokens kept verbatim per kind, whether what had to
+        be kept exceeded the budget, and the original's token counts where an overlong token was cut."""
+        kept = plan.kept(units)
+        verbatim = verbatim_tokens(kept, plan.kept(masks), plan.kept([c.protected for c in ctxs]))
+        over = plan.selection is not None and forced_tokens(kept) > plan.total
+        changes: dict[str, Any] = {"verbatim_tokens": verbatim, "over_budget": over}
+        if any(c.protected.cut for c in ctxs):  # count what was sent, not what the model saw
+            changes["original_tokens"] = self._count(SEPARATOR.join(c.original for c in ctxs))
+            changes["contexts"] = [
+                replace(r, original_tokens=self._count(c.original)) if c.protected.cut else r
+                for r, c in zip(result.contexts, ctxs)
+            ]
+        return replace(result, **changes)
 
     # ------------------------------------------------------------------ the model, through the cache
     def score_windows(self, windows: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -4,6 +4,9 @@ A unit is what gets kept or dropped. Most units are words made of the encoder's 
 (`words.py`); a force-token occurrence that no token covers (e.g. "\\n" for a BERT tokenizer, which
 discards whitespace) becomes a unit of its own. Keep-marker spans (``<keep>...</keep>``) and
 force-token occurrences are never cut through: tokens inside one occurrence form one unit.
+Structure spans (`protect`) are protected the same way: a span kept verbatim is one forced unit
+stretched to the span's own edges (an indented code block keeps its first indentation), and the
+units of a dropped span are banned: never kept, whatever the budget.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Units:
     force_id: np.ndarray  # [n] int64: index into the force-token list if the unit is one occurrence, else -1
     window: np.ndarray  # [n] int64: encoder window the unit was scored in
     counts: np.ndarray  # [n] int64: tiktoken tokens of the unit's text
+    banned: np.ndarray  # [n] bool: never kept (a structure span whose policy is drop)
 
     def __len__(self) -> int:
         return len(self.probs)
@@ -143,16 +147,20 @@ def build_units(
     token_to_word: Literal["mean", "first"],
     force_reserve_digit: bool,
     count: Callable[[str, np.ndarray], np.ndarray],
+    verbatim: np.ndarray | None = None,
+    banned: np.ndarray | None = None,
 ) -> Units:
     """Group tokens into units and attach probabilities, forcing and token counts.
 
     `starts` is the tokenizer's own "token starts a word" flags (`words.WordRule.starts`); force-token
-    occurrences and keep spans add boundaries around themselves and never get split.
+    occurrences, keep spans and the structure ranges (`verbatim`: kept, `banned`: dropped; [m, 2]
+    sorted, non-overlapping) add boundaries around themselves and never get split.
     """
     force_occ, force_ids = force
-    protected = merge_spans(
-        np.concatenate([force_occ, np.asarray(keep_spans, dtype=np.int64).reshape(-1, 2)])
-    )
+    verbatim = _ranges(verbatim)
+    banned_ranges = _ranges(banned)
+    kept = merge_spans(np.concatenate([force_occ, _ranges(keep_spans), verbatim]))
+    protected = merge_spans(np.concatenate([kept, banned_ranges]))
     ids = word_ids(_protected_starts(starts, offsets, protected))
     n = int(ids[-1]) + 1 if len(ids) else 0
     spans = word_spans(offsets, ids, n)
@@ -160,7 +168,9 @@ def build_units(
     window = np.zeros(n, dtype=np.int64)
     if n:
         window[ids[::-1]] = token_window[::-1]  # first token's window wins
-    forced = overlapping(spans, protected) >= 0
+    if len(verbatim):
+        spans = stretch(spans, kept[overlapping(kept, verbatim) >= 0])
+    forced = overlapping(spans, kept) >= 0
     force_id = _force_ids(spans, force_occ, force_ids)
 
     lonely = uncovered(force_occ, spans)  # e.g. "\n" for tokenizers that drop whitespace
@@ -189,7 +199,27 @@ def build_units(
         force_id=force_id,
         window=window,
         counts=count(text, spans),
+        banned=(overlapping(spans, banned_ranges) >= 0) & ~forced,
     )
+
+
+def _ranges(spans: np.ndarray | list[tuple[int, int]] | None) -> np.ndarray:
+    return np.asarray(spans if spans is not None else [], dtype=np.int64).reshape(-1, 2)
+
+
+def stretch(spans: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """Unit spans widened to the edges of the range (sorted, non-overlapping) each one overlaps, never
+    into a neighbouring unit: a verbatim span is copied whole, leading indentation included."""
+    j = overlapping(spans, ranges)
+    hit = np.flatnonzero(j >= 0)
+    if len(hit) == 0:
+        return spans
+    out = spans.copy()
+    prev_end = np.concatenate([[0], spans[:-1, 1]])
+    next_start = np.concatenate([spans[1:, 0], [np.iinfo(np.int64).max]])
+    out[hit, 0] = np.minimum(spans[hit, 0], np.maximum(ranges[j[hit], 0], prev_end[hit]))
+    out[hit, 1] = np.maximum(spans[hit, 1], np.minimum(ranges[j[hit], 1], next_start[hit]))
+    return out
 
 
 def _force_ids(spans: np.ndarray, occ: np.ndarray, occ_ids: np.ndarray) -> np.ndarray:

@@ -37,7 +37,9 @@ def test_small_targets_on_markdown_stay_within_five_percent(tiny, target):
     # count; a plain error-correction step oscillated and ended 5.3 % short at 300 tokens
     text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     text = "\n\n".join([text] * max(1, 4000 // count_tokens(text)))
-    result = tiny.compress(text, target_tokens=target)
+    # the search itself, word by word: with structure on, the README's code and tables alone exceed
+    # these targets (test_structure_compress covers that report)
+    result = tiny.compress(text, target_tokens=target, structure="off")
     assert abs(result.compressed_tokens - target) <= 0.05 * target, result.compressed_tokens
 
 
