@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
+MAX_TARGET_TOKENS = 10_000_000  # a budget above any context window: surely a mistake
+
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -42,8 +44,12 @@ class PromptpressOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     compress: StrictBool | None = Field(default=None, description="false: forward this request uncompressed.")
-    rate: float | None = Field(default=None, gt=0, le=1, description="Fraction of tokens kept, in (0, 1].")
-    target_tokens: StrictInt | None = Field(default=None, ge=1, description="Token budget (overrides rate).")
+    rate: float | None = Field(
+        default=None, gt=0, le=1, allow_inf_nan=False, description="Fraction of tokens kept, in (0, 1]."
+    )
+    target_tokens: StrictInt | None = Field(
+        default=None, ge=1, le=MAX_TARGET_TOKENS, description="Token budget (overrides rate)."
+    )
     min_tokens: StrictInt | None = Field(default=None, ge=0, description="Texts shorter than this are kept.")
     roles: list[StrictStr] | None = Field(default=None, description="Chat roles whose text is compressed.")
     force_tokens: list[StrictStr] | None = Field(default=None, description="Strings always kept.")
@@ -122,8 +128,12 @@ class CompressRequest(BaseModel):
     question: StrictStr | None = Field(
         default=None, description="Kept verbatim and appended to `prompt` after the compressed contexts."
     )
-    rate: float | None = Field(default=None, gt=0, le=1, description="Fraction of tokens kept, in (0, 1].")
-    target_tokens: StrictInt | None = Field(default=None, ge=1, description="Token budget (overrides rate).")
+    rate: float | None = Field(
+        default=None, gt=0, le=1, allow_inf_nan=False, description="Fraction of tokens kept, in (0, 1]."
+    )
+    target_tokens: StrictInt | None = Field(
+        default=None, ge=1, le=MAX_TARGET_TOKENS, description="Token budget (overrides rate)."
+    )
     force_tokens: list[StrictStr] | None = Field(default=None, description="Strings always kept verbatim.")
     method: StrictStr | None = Field(
         default=None, description="Compression method; must match the loaded one."

@@ -22,7 +22,7 @@ from promptpress.compressor import CompressOptions, OptionsError
 from promptpress.compressor.tokens import count_tokens
 
 from .errors import APIError
-from .openai_models import PromptpressOptions
+from .openai_models import MAX_TARGET_TOKENS, PromptpressOptions
 from .settings import Settings
 
 HEADER_PREFIX = "x-promptpress-"
@@ -47,7 +47,18 @@ class Policy:
         return cls(settings.compress, frozenset(settings.compress_roles), settings.min_tokens, options)
 
 
-def _header_number(headers: Mapping[str, str], name: str, kind: type) -> Any:
+def header_name(name: str) -> str:
+    """``min-tokens`` -> ``X-Promptpress-Min-Tokens``: how messages name a header."""
+    return "X-Promptpress-" + "-".join(part.capitalize() for part in name.split("-"))
+
+
+def _bounds(low: float, high: float) -> str:
+    if math.isinf(low):
+        return f"at most {high:.0f}"
+    return f"at least {low:.0f}" if math.isinf(high) else f"in [{low:g}, {high:g}]"
+
+
+def _header_number(headers: Mapping[str, str], name: str, kind: type, low: float, high: float) -> Any:
     raw = headers.get(HEADER_PREFIX + name)
     if raw is None:
         return None
@@ -55,10 +66,16 @@ def _header_number(headers: Mapping[str, str], name: str, kind: type) -> Any:
         value = kind(raw.strip())
     except ValueError:
         raise APIError(
-            400, f"header X-Promptpress-{name} must be a number, got {raw!r}", code="invalid_header"
+            400, f"header {header_name(name)} must be a number, got {raw!r}", code="invalid_header"
         ) from None
     if isinstance(value, float) and not math.isfinite(value):
-        raise APIError(400, f"header X-Promptpress-{name} must be finite, got {raw!r}", code="invalid_header")
+        raise APIError(400, f"header {header_name(name)} must be finite, got {raw!r}", code="invalid_header")
+    if not low <= value <= high:
+        raise APIError(
+            400,
+            f"header {header_name(name)} must be {_bounds(low, high)}, got {raw!r}",
+            code="invalid_header",
+        )
     return value
 
 
@@ -74,17 +91,21 @@ def _overrides_from_headers(headers: Mapping[str, str]) -> dict[str, Any]:
                 code="invalid_header",
             )
         out["compress"] = word in _ON
-    for name, key, kind in (
-        ("rate", "rate", float),
-        ("target-tokens", "target_tokens", int),
-        ("min-tokens", "min_tokens", int),
+    for name, key, kind, low, high in (
+        ("rate", "rate", float, -math.inf, math.inf),  # (0, 1]: checked with the body's rate
+        ("target-tokens", "target_tokens", int, -math.inf, MAX_TARGET_TOKENS),  # >= 1: the options
+        ("min-tokens", "min_tokens", int, 0, math.inf),
     ):
-        value = _header_number(headers, name, kind)
+        value = _header_number(headers, name, kind, low, high)
         if value is not None:
             out[key] = value
     roles = headers.get(HEADER_PREFIX + "roles")
     if roles is not None:
         out["roles"] = [r.strip() for r in roles.split(",") if r.strip()]
+        if not out["roles"]:
+            raise APIError(
+                400, f"header X-Promptpress-Roles names no role, got {roles!r}", code="invalid_header"
+            )
     return out
 
 
@@ -112,7 +133,12 @@ def resolve_policy(base: Policy, headers: Mapping[str, str], body: PromptpressOp
         return base
     min_tokens = overrides.pop("min_tokens", base.min_tokens)
     if min_tokens < 0:
-        raise APIError(400, f"min_tokens must be >= 0, got {min_tokens}", param="promptpress.min_tokens")
+        raise APIError(
+            400,
+            f"min_tokens must be >= 0, got {min_tokens}",
+            param="promptpress.min_tokens",
+            code="invalid_compression_option",
+        )
     policy = replace(
         base,
         enabled=overrides.pop("compress", base.enabled),

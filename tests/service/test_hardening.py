@@ -207,3 +207,55 @@ def test_health_and_metrics_report_a_cache_whose_redis_is_down(compressor, upstr
         assert httpx.get(server.url + "/healthz").json() == {**health, "status": "ok", "cache": True}
         assert "promptpress_cache_up 1.0" in httpx.get(server.url + "/metrics").text
     cache.close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "expect", "code"),
+    [
+        (
+            {"X-Promptpress-Min-Tokens": "-1"},
+            None,
+            "header X-Promptpress-Min-Tokens must be at least 0",
+            "invalid_header",
+        ),
+        (
+            {"X-Promptpress-Target-Tokens": "x"},
+            None,
+            "header X-Promptpress-Target-Tokens must be",
+            "invalid_header",
+        ),
+        (
+            {"X-Promptpress-Target-Tokens": str(10**30)},
+            None,
+            "X-Promptpress-Target-Tokens must be at most 10000000",
+            "invalid_header",
+        ),
+        ({"X-Promptpress-Roles": ",,,"}, None, "X-Promptpress-Roles names no role", "invalid_header"),
+        ({}, b'{"rate": NaN}', "finite number", "invalid_request"),
+        (
+            {},
+            b'{"target_tokens": 1000000000000000000000000000000}',
+            "less than or equal to 10000000",
+            "invalid_request",
+        ),
+    ],
+)
+def test_policy_errors_are_clear_and_coded(proxy, headers, body, expect, code):
+    options = body or b"{}"
+    content = (
+        b'{"model": "echo", "messages": [{"role": "user", "content": "x"}], "promptpress": ' + options + b"}"
+    )
+    response = httpx.post(proxy.url + CHAT, content=content, headers={**JSON_TYPE, **headers})
+    error = _error(response, 400)
+    assert expect in error["message"] and error["code"] == code, error
+
+
+def test_compress_api_caps_target_tokens_and_refuses_nan(proxy):
+    for body in (
+        b'{"text": "abc", "target_tokens": 1000000000000000000000000000000}',
+        b'{"text": "abc", "rate": NaN}',
+    ):
+        error = _error(httpx.post(proxy.url + "/v1/compress", content=body, headers=JSON_TYPE), 400)
+        assert (
+            error["param"] in ("target_tokens", "rate") and "less than or equal to 1," not in error["message"]
+        )
