@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any, Union
 
@@ -37,7 +38,7 @@ from pydantic import Field, field_validator, model_validator
 from promptpress.compressor import count_tokens
 
 from .messages import find_pieces, normalize_roles, rebuild, segments_to_compress
-from .shared import CompressorFields
+from .shared import CompressorFields, question_aware
 
 __all__ = ["EVENT", "PromptCompressorRunnable", "PromptInput"]
 
@@ -58,12 +59,19 @@ class PromptCompressorRunnable(CompressorFields, RunnableSerializable[PromptInpu
     markers: (open, close) tags marking spans to compress in any non-tool message; None disables.
     min_tokens: texts or spans shorter than this (tiktoken tokens) are left as they are.
     variables: with a dict input (prompt variables), the keys whose string values are compressed.
+    question_variable: with a dict input, the key holding the question: the compressed variables'
+        paragraphs (or sentence groups) then share the budget by relevance to it. With messages,
+        when `markers` spans are used, the unmarked text of the last human message holding markers
+        is the question (``question_from_unmarked=False`` turns that off). The question itself is
+        never compressed.
     """
 
     roles: tuple[str, ...] = ("human",)
     markers: tuple[str, str] | None = ("<compress>", "</compress>")
     min_tokens: int = Field(default=200, ge=0)
     variables: tuple[str, ...] = ()
+    question_variable: str | None = None
+    question_from_unmarked: bool = True
 
     @field_validator("roles", "variables", mode="before")
     @classmethod
@@ -120,7 +128,21 @@ class PromptCompressorRunnable(CompressorFields, RunnableSerializable[PromptInpu
         pieces = find_pieces(messages, roles, self.markers, self.min_tokens, self._count)
         if not pieces:
             return list(messages)
-        return rebuild(messages, pieces, self._compress(segments_to_compress(pieces)))
+        question = self._unmarked_question(messages)
+        return rebuild(messages, pieces, self._compress(segments_to_compress(pieces), question))
+
+    def _unmarked_question(self, messages: list[BaseMessage]) -> str | None:
+        """The text outside the compression spans of the last human message that has some."""
+        if self.markers is None or not self.question_from_unmarked:
+            return None
+        opening, closing = self.markers
+        for message in reversed(messages):
+            text = message.content if isinstance(message.content, str) else ""
+            if message.type == "human" and opening in text and closing in text:
+                pattern = re.escape(opening) + ".*?" + re.escape(closing)
+                rest = re.sub(pattern, " ", text, flags=re.S).strip()
+                return rest or None
+        return None
 
     def _texts(self, texts: list[str]) -> list[str]:
         """Plain texts (no roles): compressed whole, or only their marked spans if they have some."""
@@ -142,13 +164,35 @@ class PromptCompressorRunnable(CompressorFields, RunnableSerializable[PromptInpu
             raise TypeError(f"variables to compress must be strings, got {', '.join(bad)}")
         texts = [values[k] for k in chosen]
         keep = [bool(t.strip()) and self._count(t) >= self.min_tokens for t in texts]
-        compressed = iter(self._compress([t for t, k in zip(texts, keep) if k]))
+        question = self._question_variable(values)
+        compressed = iter(self._compress([t for t, k in zip(texts, keep) if k], question))
         return {**values, **{k: next(compressed) for k, kept in zip(chosen, keep) if kept}}
 
-    def _compress(self, texts: list[str]) -> list[str]:
+    def _question_variable(self, values: dict) -> str | None:
+        name = self.question_variable
+        if name is None:
+            return None
+        if name in self.variables:
+            raise ValueError(
+                f"question_variable {name!r} is also in variables: the question is never compressed"
+            )
+        question = values.get(name)
+        if not isinstance(question, str):
+            raise TypeError(
+                f"question_variable {name!r} must name a string variable, got {type(question).__name__}"
+            )
+        return question
+
+    def _compress(self, texts: list[str], question: str | None = None) -> list[str]:
         if not texts:
             return []
-        result = self._engine().compress(texts, self._options())
+        engine, options = self._engine(), self._options()
+        if question and question.strip():
+            result = question_aware(engine).compress_for_question(
+                texts, question, options.rate, options=options
+            )
+        else:
+            result = engine.compress(texts, options)
         stats = {
             "texts": len(texts),
             "original_tokens": result.original_tokens,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from promptpress.cache import SegmentCache, open_cache
 from promptpress.compressor import CompressOptions, Compressor, load_compressor
+from promptpress.compressor.query_aware import QuestionAwareCompressor
 
 __all__ = [
     "CompressorFields",
@@ -24,6 +25,8 @@ __all__ = [
     "shared_compressor",
 ]
 
+DEFAULT_CACHE = "memory://?max_bytes=64MiB"
+_question_aware: dict[int, QuestionAwareCompressor] = {}
 CacheArg = SegmentCache | str | None  # a cache object, a spec such as "redis://host:6379/0", or none
 
 _lock = threading.Lock()
@@ -43,8 +46,11 @@ def shared_compressor(cache: CacheArg = None) -> Compressor:
     """The process-wide default compressor (shipped model, CPU) reading and writing `cache`.
 
     `cache` is a segment cache object (`promptpress.cache.open_cache(...)`), a cache spec string such
-    as ``"redis://127.0.0.1:6379/0"`` (opened once per process) or None (no cache).
+    as ``"redis://127.0.0.1:6379/0"`` (opened once per process), or None: the in-process default
+    (`DEFAULT_CACHE`, 64 MiB), so documents seen before (a second question) are not scored again;
+    ``"none://"`` for no cache.
     """
+    cache = DEFAULT_CACHE if cache is None else cache
     key = _cache_key(cache)
     with _lock:  # loading twice in parallel would double the memory and the start-up time
         entry = _shared.get(key)
@@ -53,6 +59,17 @@ def shared_compressor(cache: CacheArg = None) -> Compressor:
             entry = (opened, load_compressor(cache=opened))
             _shared[key] = entry
     return entry[1]
+
+
+def question_aware(compressor: Compressor) -> QuestionAwareCompressor:
+    """One `QuestionAwareCompressor` per compressor object (its embedding cache shared by every adapter
+    using that compressor)."""
+    with _lock:
+        qa = _question_aware.get(id(compressor))
+        if qa is None or qa.compressor is not compressor:
+            qa = QuestionAwareCompressor(compressor)
+            _question_aware[id(compressor)] = qa
+        return qa
 
 
 def resolve_compressor(compressor: Compressor | None, cache: CacheArg) -> Compressor:

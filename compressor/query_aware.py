@@ -25,13 +25,16 @@ import math
 import re
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from .assets import resolve
 from .budget import allocate_budget, check_split, split_budget
+from .embed_cache import DEFAULT_MAX_BYTES, CachedEmbed
 from .options import CompressOptions, Compressor, OptionsError
 from .quiet import quiet_transformers
-from .result import CompressionResult
+from .render import SEPARATOR
+from .result import CompressionResult, ContextResult
 from .tokens import DEFAULT_ENCODING, count_tokens
 
 __all__ = [
@@ -48,6 +51,9 @@ DEFAULT_EMBEDDING_MODEL = "package:all-minilm-l6-v2"
 Embed = Callable[[list[str]], list[list[float]]]  # texts -> vectors (any scale: cosines are taken)
 
 _PARAGRAPHS = re.compile(r"\n\s*\n")
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+MIN_UNITS = 4  # fewer paragraphs than this: relevance is scored on sentence groups instead
+MIN_GROUP_CHARS = 240  # a sentence group holds at least this many characters (~50 tokens)
 _lock = threading.Lock()
 _models: dict[str, tuple[Any, threading.Lock]] = {}  # spec -> (SentenceTransformer, its call lock)
 
@@ -102,6 +108,59 @@ def paragraphs(text: str) -> list[str]:
     return [p.strip() for p in _PARAGRAPHS.split(text) if p.strip()]
 
 
+def _tight_spans(
+    text: str, separator: re.Pattern[str], start: int = 0, end: int | None = None
+) -> list[tuple[int, int]]:
+    """(start, end) of the non-blank pieces of text[start:end] between `separator` matches, stripped."""
+    end = len(text) if end is None else end
+    spans, pos = [], start
+    for m in [*separator.finditer(text, start, end), None]:
+        stop = m.start() if m is not None else end
+        piece = text[pos:stop]
+        if piece.strip():
+            lead = len(piece) - len(piece.lstrip())
+            spans.append((pos + lead, pos + len(piece.rstrip())))
+        if m is not None:
+            pos = m.end()
+    return spans
+
+
+def _sentence_groups(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Consecutive sentences of text[start:end] grouped to at least `MIN_GROUP_CHARS` characters."""
+    groups: list[tuple[int, int]] = []
+    for a, b in _tight_spans(text, _SENTENCE_END, start, end):
+        if groups and groups[-1][1] - groups[-1][0] < MIN_GROUP_CHARS:
+            groups[-1] = (groups[-1][0], b)
+        else:
+            groups.append((a, b))
+    if len(groups) > 1 and groups[-1][1] - groups[-1][0] < MIN_GROUP_CHARS // 2:
+        last = groups.pop()
+        groups[-1] = (groups[-1][0], last[1])
+    return groups
+
+
+def split_units(text: str, min_units: int = MIN_UNITS) -> tuple[list[str], list[str]]:
+    """The units relevance is scored on: the paragraphs of `text`, or groups of sentences when it has
+    fewer than `min_units` paragraphs (a news article, a review); and the original whitespace before
+    each unit ("" before the first), to put the compressed units back together."""
+    spans = _tight_spans(text, _PARAGRAPHS)
+    if len(spans) < min_units:
+        spans = [group for a, b in spans for group in _sentence_groups(text, a, b)]
+    units = [text[a:b] for a, b in spans]
+    gaps = [""] + [text[spans[i - 1][1] : spans[i][0]] for i in range(1, len(spans))]
+    return units, gaps
+
+
+def _joined(texts: Sequence[str], gaps: Sequence[str]) -> str:
+    """Compressed units joined with the original whitespace between them (dropped units skipped)."""
+    out: list[str] = []
+    for text, gap in zip(texts, gaps):
+        if text:
+            out.append((gap or " ") if out else "")
+            out.append(text)
+    return "".join(out)
+
+
 class QuestionAwareCompressor:
     """`compressor` behind a relevance-weighted budget (see the module docstring).
 
@@ -117,10 +176,11 @@ class QuestionAwareCompressor:
         *,
         temperature: float = 0.1,
         min_rate: float = 0.1,
+        embed_cache_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         check_split(temperature, min_rate)
         self.compressor = compressor
-        self.embed = embed or sentence_embedder()
+        self.embed: Embed = CachedEmbed(embed or sentence_embedder(), embed_cache_bytes)
         self.temperature = temperature
         self.min_rate = min_rate
 
@@ -136,10 +196,14 @@ class QuestionAwareCompressor:
         *,
         options: CompressOptions | None = None,
     ) -> CompressionResult:
-        """Compress `context` (one text: by paragraphs; a list: by context) for `question`.
+        """Compress `context` for `question`: every text is cut into units (`split_units`: paragraphs,
+        or sentence groups), all units share the budget by relevance, and each text is put back
+        together from its compressed units with its own whitespace.
 
-        `options` may carry `target_tokens` or other settings; its `rate` is replaced by `rate`.
-        One unit, or a blank question, is compressed as the plain compressor would.
+        One text: the result's contexts are its units (with their relevance). A list: one result
+        context per text (relevance: its best unit's). `options` may carry `target_tokens` or other
+        settings; its `rate` is replaced by `rate`. A blank question, or a single unit, is compressed
+        as the plain compressor would.
         """
         if not isinstance(question, str):
             raise OptionsError(f"question must be a string, got {type(question).__name__}")
@@ -148,10 +212,49 @@ class QuestionAwareCompressor:
             raise OptionsError("context_budgets are what the question decides; do not pass them")
         if opts.budget != "global":
             raise OptionsError("question-aware budgets need budget='global' (each context gets its share)")
-        units = paragraphs(context) if isinstance(context, str) else list(context)
-        if len(units) < 2 or not question.strip():
+        texts = [context] if isinstance(context, str) else list(context)
+        split = [split_units(t) for t in texts]
+        flat = [unit for units, _ in split for unit in units]
+        if len(flat) < 2 or not question.strip():
             return self.compressor.compress(context, opts)
-        return self.compress_by_relevance(units, self.scores(question, units), opts)
+        relevance = self.scores(question, flat)
+        inner = self.compress_by_relevance(flat, relevance, opts)
+        return self._reassemble(inner, texts, split, relevance, per_unit=isinstance(context, str))
+
+    def _reassemble(
+        self,
+        inner: CompressionResult,
+        texts: list[str],
+        split: list[tuple[list[str], list[str]]],
+        relevance: list[float],
+        *,
+        per_unit: bool,
+    ) -> CompressionResult:
+        """The units' result as the caller's texts: each text rebuilt from its units' outputs."""
+        outputs = [c.text if c.kept else "" for c in inner.contexts]
+        if per_unit:  # one text: its units are the contexts
+            contexts = [replace(c, relevance=r) for c, r in zip(inner.contexts, relevance)]
+            joined = _joined(outputs, split[0][1])
+        else:
+            contexts, pos = [], 0
+            for i, (units, gaps) in enumerate(split):
+                mine = range(pos, pos + len(units))
+                pos += len(units)
+                text = _joined([outputs[k] for k in mine], gaps)
+                best = max((relevance[k] for k in mine), default=None)
+                contexts.append(
+                    ContextResult(
+                        i, text, self._count(texts[i]), self._count(text), bool(text), relevance=best
+                    )
+                )
+            joined = SEPARATOR.join(c.text for c in contexts if c.kept)
+        return replace(
+            inner,
+            compressed_text=joined,
+            contexts=contexts,
+            original_tokens=self._count(SEPARATOR.join(texts)),
+            compressed_tokens=self._count(joined),
+        )
 
     def budgets(
         self, texts: Sequence[str], relevance: Sequence[float], options: CompressOptions

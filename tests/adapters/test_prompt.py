@@ -203,3 +203,44 @@ def test_uses_the_given_compressor_object(context, compressor):
     counting = Counting()
     _compressor(counting).invoke([HumanMessage(content=context), HumanMessage(content=context)])
     assert counting.calls == 1  # both messages in one call: one shared budget
+
+
+# four paragraphs on unrelated subjects (written for this test)
+_PARAGRAPHS = [
+    "The Rhine rises in the Swiss Alps and flows north through Germany and the Netherlands before it "
+    "reaches the North Sea near Rotterdam. Barges carry coal, grain and containers along most of its "
+    "length, and Duisburg on its lower course has one of the largest inland ports in the world.",
+    "Sourdough bread is leavened by a starter of wild yeast and lactic acid bacteria instead of baker's "
+    "yeast. The starter is fed with flour and water every day, and a long, cool fermentation gives the "
+    "loaf its sour taste and open crumb.",
+    "The violin has four strings tuned in perfect fifths, and its bow is strung with horsehair coated "
+    "in rosin. Stradivari built his most famous instruments in Cremona in the early eighteenth century.",
+    "Honeybees communicate the direction and distance of flowers with a waggle dance on the comb. A "
+    "colony in summer holds tens of thousands of workers and a single queen that lays the eggs.",
+]
+
+
+def test_question_variable_makes_the_variables_question_aware():
+    from promptpress.adapters.langchain import PromptCompressorRunnable
+
+    values = {"context": "\n\n".join(_PARAGRAPHS), "question": "Who built famous violins in Cremona?"}
+    step = PromptCompressorRunnable(rate=0.4, min_tokens=10, variables=["context"], question_variable="question")
+    out = step.invoke(values)
+    assert out["question"] == values["question"]  # never compressed
+    assert "Stradivari built his most famous instruments in Cremona" in out["context"]  # kept nearly whole
+    assert "tens of thousands of workers" not in out["context"]  # off-topic paragraphs keep little
+    blind = PromptCompressorRunnable(rate=0.4, min_tokens=10, variables=["context"]).invoke(values)
+    assert blind["context"] != out["context"]
+    with pytest.raises(ValueError, match="never compressed"):
+        PromptCompressorRunnable(variables=["context", "question"], question_variable="question").invoke(values)
+
+
+def test_unmarked_text_of_the_human_message_is_the_question():
+    from langchain_core.messages import HumanMessage
+
+    from promptpress.adapters.langchain import PromptCompressorRunnable
+
+    text = "<compress>" + "\n\n".join(_PARAGRAPHS) + "</compress>\n\nHow do bees tell where flowers are?"
+    [out] = PromptCompressorRunnable(rate=0.4, min_tokens=10).invoke([HumanMessage(content=text)])
+    assert out.content.endswith("How do bees tell where flowers are?")
+    assert "waggle dance on the comb" in out.content and "Stradivari built his most famous" not in out.content

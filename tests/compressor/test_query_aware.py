@@ -67,3 +67,42 @@ def test_bad_input_is_an_options_error(classifier) -> None:  # type: ignore[no-u
 def test_paragraphs() -> None:
     assert paragraphs("a\n\n  b c \n \n\nd\n") == ["a", "b c", "d"]
     assert paragraphs("one line\nanother") == ["one line\nanother"]
+
+
+def test_a_second_question_on_the_same_context_reuses_scores_and_embeddings(tiny_checkpoint, multi_news):
+    # the segment cache keeps each window's keep probabilities, the embedding cache each unit's
+    # vector: a later question costs one question embedding and the selection, no model call
+    from promptpress.cache import MemoryCache
+    from promptpress.compressor import TokenClassifierCompressor
+
+    compressor = TokenClassifierCompressor(tiny_checkpoint, cache=MemoryCache())
+    calls = []
+    keep_probs = compressor.runtime.keep_probs
+    compressor.runtime.keep_probs = lambda *a: calls.append(1) or keep_probs(*a)  # type: ignore[method-assign]
+    embedded: list[str] = []
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        embedded.extend(texts)
+        return [[float(len(t) % 7), 1.0] for t in texts]
+
+    qa = QuestionAwareCompressor(compressor, embed)
+    context = multi_news[0]
+    first = qa.compress_for_question(context, "Who was arrested?", 0.33)
+    n_units = len(embedded) - 1
+    assert calls and n_units >= 4
+    calls.clear()
+    embedded.clear()
+    second = qa.compress_for_question(context, "When did it happen?", 0.33)
+    assert calls == []  # every window was scored for the first question
+    assert embedded == ["When did it happen?"]  # only the new question is embedded
+    assert first.original_tokens == second.original_tokens
+
+
+def test_few_paragraphs_fall_back_to_sentence_groups_and_keep_the_text_shape(classifier):
+    article = " ".join(DOCS)  # one paragraph of six sentences
+    qa = QuestionAwareCompressor(classifier)
+    result = qa.compress_for_question(article, "Who built famous violins in Cremona?", 0.5)
+    assert len(result.contexts) >= 2  # sentence groups, not one paragraph
+    assert "\n\n" not in result.compressed_text  # put back together with the original spaces
+    assert "Stradivari" in result.compressed_text
+    assert all(c.relevance is not None for c in result.contexts)
