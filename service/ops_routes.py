@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from .errors import error_responses
 from .openai_models import CompressRequest, CompressResponse, HealthResponse
-from .request_body import JSONBody, openapi_body
+from .request_body import JSONBody, check_text, openapi_body
 from .serving_compress import CompressServing
 from .state import authorized_body, get_state
 
@@ -53,4 +53,8 @@ async def compress(request: Request, body: Annotated[JSONBody, Depends(authorize
     """Compress a text or a list of contexts with the loaded compressor; the question (if any) is kept
     verbatim and appended to `prompt`."""
     serving: CompressServing = request.app.state.serving_compress
-    return await serving.create(request, body.validate(CompressRequest))
+    parsed = body.validate(CompressRequest)
+    for i, text in enumerate(parsed.contexts or [parsed.text or ""]):
+        check_text(text, f"contexts[{i}]" if parsed.contexts else "text")
+    check_text(parsed.question or "", "question")
+    return await serving.create(request, parsed)

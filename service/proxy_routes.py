@@ -1,7 +1,9 @@
 """The OpenAI-compatible routes: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``.
 
 Each route hands its request to its serving class (`serving_chat`, `serving_completion`,
-`serving_models`), which `app.create_app` keeps in ``app.state``. The POST routes read their body
+`serving_models`), which `app.create_app` keeps in ``app.state``. A proxied request is cancelled as a
+whole when its client disconnects (compression, the upstream request, waiting for its headers: a 499 in
+the log); a streamed answer's relay then watches for the disconnect itself. The POST routes read their body
 themselves (`request_body.read_json`: the bytes once, decoded once), so the serving classes can
 forward those bytes as they are when nothing changes.
 """
@@ -9,6 +11,7 @@ forward those bytes as they are when nothing changes.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Request
@@ -21,6 +24,7 @@ from .request_body import JSONBody, openapi_body
 from .serving_chat import ChatCompletionsProxy
 from .serving_completion import CompletionsProxy
 from .serving_models import ModelsServing
+from .serving_proxy import answer_until_disconnect
 from .state import authorized_body, require_key
 
 __all__ = ["BODY_MODELS", "router"]
@@ -57,14 +61,14 @@ async def chat_completions(request: Request, body: Body) -> Response:
     """OpenAI chat completions: the selected messages are compressed, then forwarded (or answered by
     the soft model when `model` names it)."""
     chat: ChatCompletionsProxy = request.app.state.serving_chat
-    return await chat.create(request, body)
+    return await answer_until_disconnect(request, partial(chat.create, request, body))
 
 
 @_post("/v1/completions", CompletionRequest)
 async def completions(request: Request, body: Body) -> Response:
     """OpenAI (legacy) completions: a text prompt is compressed, token-id prompts are forwarded as is."""
     serving: CompletionsProxy = request.app.state.serving_completion
-    return await serving.create(request, body)
+    return await answer_until_disconnect(request, partial(serving.create, request, body))
 
 
 @router.get("/v1/models", responses=_ERRORS, response_model=None, dependencies=[Depends(require_key)])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.message
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -45,6 +46,32 @@ class JSONBody:
             return model.model_validate(self.data)
         except ValidationError as exc:
             raise from_validation(exc, self.content_type) from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads pairs valid ones: what is left is lone
+
+
+def check_text(text: str, param: str) -> None:
+    """400 naming `param` when `text` holds a lone UTF-16 surrogate (valid JSON, ``"\\ud800"``, but
+    no Unicode text: it cannot be tokenized, compressed or encoded as UTF-8)."""
+    found = _SURROGATE.search(text)
+    if found is not None:
+        raise APIError(
+            400,
+            f"{param} holds a lone UTF-16 surrogate (U+{ord(found.group()):04X} at character "
+            f"{found.start()}), which is not text that can be compressed",
+            param=param,
+            code="invalid_text",
+        )
+
+
+def forwardable(data: Any) -> bytes:
+    """`data` as JSON bytes for the upstream: UTF-8 as is, or with non-ASCII escaped when it holds lone
+    surrogates (which UTF-8 cannot encode; the escapes carry them losslessly)."""
+    try:
+        return json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(data).encode()
 
 
 def _sent_as_json(content_type: str | None) -> bool:

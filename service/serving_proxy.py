@@ -11,12 +11,12 @@ texts sit in their request.
 
 from __future__ import annotations
 
-import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+import anyio
 import httpx
 from fastapi import Request
 from fastapi.responses import Response
@@ -26,12 +26,13 @@ from .errors import APIError
 from .openai_models import ChatCompletionRequest, CompletionRequest
 from .policy import Policy, Slot, resolve_policy
 from .proxy import Upstream, json_response, stream_response, until_disconnect
-from .request_body import JSONBody
+from .request_body import JSONBody, check_text, forwardable
 from .state import ServiceState, request_id
 
 RequestT = TypeVar("RequestT", ChatCompletionRequest, CompletionRequest)
 
 _DISCONNECTED = 499  # nginx's "client closed request": logged, never seen by anyone
+_OFF_LOOP_BYTES = 16 * 1024  # bodies larger than this have their texts found and counted in a thread
 
 
 async def answer_until_disconnect(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
@@ -71,13 +72,32 @@ class ProxyServing(ABC, Generic[RequestT]):
         data: dict[str, Any] = body.data
         changed = "promptpress" in data  # removed before forwarding
         data.pop("promptpress", None)
-        slots = self.find_slots(data, policy) if policy.enabled else []
+        slots = await self._find_slots(body, data, policy) if policy.enabled else []
         texts, report = await state.request_compressor().compress(slots, policy, request_id(request))
         if texts is not None:
             self.apply_texts(data, slots, texts)
             changed = True
-        content = json.dumps(data, ensure_ascii=False).encode() if changed else body.content
+        content = forwardable(data) if changed else body.content
         return await self._forward(request, upstream, content, parsed.stream is True, report)
+
+    async def _find_slots(self, body: JSONBody, data: dict[str, Any], policy: Policy) -> list[Slot]:
+        """`find_slots`, in a worker thread for a large body (counting its tokens costs up to ~0.7 s
+        per MB, which would stall every other request, /healthz included); a selected text that
+        cannot be compressed (a lone surrogate) is a 400 naming where it is."""
+        if len(body.content) > _OFF_LOOP_BYTES:
+            slots = await anyio.to_thread.run_sync(self.find_slots, data, policy)
+        else:
+            slots = self.find_slots(data, policy)
+        for slot in slots:
+            check_text(slot.text, self._where(slot))
+        return slots
+
+    def _where(self, slot: Slot) -> str:
+        """The request field `slot` is: ``messages[1].content[0].text``, ``prompt[2]``..."""
+        if self.path == "chat/completions":
+            part = f"[{slot.path[1]}].text" if len(slot.path) > 1 else ""
+            return f"messages[{slot.path[0]}].content{part}"
+        return "prompt" + "".join(f"[{i}]" for i in slot.path)
 
     def _check_model(self, model: str) -> None:
         allowed = self.state.settings.allowed_models
