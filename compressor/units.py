@@ -159,7 +159,12 @@ def build_units(
     force_occ, force_ids = force
     verbatim = _ranges(verbatim)
     banned_ranges = _ranges(banned)
-    kept = merge_spans(np.concatenate([force_occ, _ranges(keep_spans), verbatim]))
+    marked = merge_spans(_ranges(keep_spans))
+    if len(banned_ranges):  # a dropped span drops the force tokens in it; a keep marker wins over both
+        banned_ranges = banned_ranges[overlapping(banned_ranges, marked) < 0]
+        outside = overlapping(force_occ, banned_ranges) < 0
+        force_occ, force_ids = force_occ[outside], force_ids[outside]
+    kept = merge_spans(np.concatenate([force_occ, marked, verbatim]))
     protected = merge_spans(np.concatenate([kept, banned_ranges]))
     ids = word_ids(_protected_starts(starts, offsets, protected))
     n = int(ids[-1]) + 1 if len(ids) else 0
@@ -189,8 +194,9 @@ def build_units(
         order = np.argsort(merged[0][:, 0], kind="stable")
         spans, probs, forced, force_id, window = (column[order] for column in merged)
 
+    banned_units = overlapping(spans, banned_ranges) >= 0
     if force_reserve_digit and n:
-        forced = forced | digit_mask([text[s:e] for s, e in spans.tolist()])
+        forced = forced | (digit_mask([text[s:e] for s, e in spans.tolist()]) & ~banned_units)
     return Units(
         text=text,
         spans=spans,
@@ -199,7 +205,7 @@ def build_units(
         force_id=force_id,
         window=window,
         counts=count(text, spans),
-        banned=(overlapping(spans, banned_ranges) >= 0) & ~forced,
+        banned=banned_units & ~forced,
     )
 
 

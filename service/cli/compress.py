@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Literal
 
 from promptpress.compressor.extras import require
+from promptpress.compressor.structure import KINDS
 
 from .args import CLIError, positive_int, rate, unescape
 
@@ -44,6 +46,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="global budget (default) or llmlingua's per-window percentile",
     )
     p.add_argument("--windowing", choices=("stable", "greedy"), default="stable")
+    structure = p.add_argument_group(
+        "structure",
+        "code, JSON, tables, URLs, e-mail addresses, paths, numbers and overlong tokens are found first; "
+        "by default each is kept verbatim (JSON keeps keys and structure and compresses long string "
+        "values; a token over 200 characters is cut to its ends around a marker). KINDS: a comma list "
+        f"of {', '.join(KINDS)}",
+    )
+    for flag, policy, text in (
+        ("--keep", "keep", "keep these kinds verbatim"),
+        ("--compress", "compress", "compress these kinds word by word, as prose"),
+        ("--drop", "drop", "remove these kinds from the output"),
+    ):
+        structure.add_argument(
+            flag,
+            dest=f"structure_{policy}",
+            metavar="KINDS",
+            type=kinds,
+            action="extend",
+            default=[],
+            help=text,
+        )
+    structure.add_argument(
+        "--no-structure", action="store_true", help="no structure detection: compress everything as prose"
+    )
     p.add_argument(
         "--split", metavar="SEP", help="split the input into several contexts at SEP (e.g. '\\n\\n\\n')"
     )
@@ -67,6 +93,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--words", action="store_true", help="with --json: include per-word probabilities and labels"
     )
     p.set_defaults(handler=run)
+
+
+def kinds(value: str) -> list[str]:
+    """argparse type: a comma list of structure kinds."""
+    names = [k.strip() for k in value.split(",") if k.strip()]
+    unknown = [k for k in names if k not in KINDS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown kind(s) {', '.join(unknown) or value!r}; known: {', '.join(KINDS)}"
+        )
+    return names
+
+
+def _structure(args: argparse.Namespace) -> tuple[tuple[str, str], ...] | Literal["off"]:
+    """The `structure` option from --keep/--compress/--drop/--no-structure."""
+    if args.no_structure:
+        return "off"
+    policy: dict[str, str] = {}
+    for name in ("keep", "compress", "drop"):
+        for kind in getattr(args, f"structure_{name}"):
+            if policy.get(kind, name) != name:
+                raise CLIError(f"kind {kind!r} given to --{policy[kind]} and --{name}")
+            policy[kind] = name
+    return tuple(policy.items())
 
 
 def _read_input(name: str) -> str:
@@ -128,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
             budget=args.budget,
             windowing=args.windowing,
             return_words=args.words,
+            structure=_structure(args),
         ).validate()
         if args.question is not None:
             if args.budget != "global":
@@ -146,9 +197,13 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(result.compressed_text + "\n")
+    over = ""
+    if result.over_budget:  # what had to be kept exceeded the budget: say which kinds
+        forced_by = sorted(result.verbatim_tokens, key=lambda k: -result.verbatim_tokens[k])
+        over = "; over budget, kept verbatim: " + (", ".join(forced_by) or "marked spans")
     print(
         f"promptpress: {result.original_tokens} -> {result.compressed_tokens} tokens "
-        f"(rate {result.rate:.3f}, {result.ratio:.2f}x) with {result.model} [{args.backend}]",
+        f"(rate {result.rate:.3f}, {result.ratio:.2f}x) with {result.model} [{args.backend}]{over}",
         file=sys.stderr,
     )
     return 0

@@ -154,6 +154,14 @@ def test_keep_markers_and_force_tokens_work_with_policies(tiny, prose):
     assert CODE in kept.compressed_text and kept.compressed_text.count("Answer:") == 2
 
 
+def test_drop_wins_over_force_tokens_and_digits_but_not_over_keep_markers(tiny, prose):
+    text = f"{prose[:1200]}\n\n{CODE}\n\n{prose[1200:2400]}\n\n<keep>{TABLE}</keep>"
+    opts = {"structure": {"code": "drop", "table": "drop"}, "force_tokens": ("\n", "?")}
+    result = tiny.compress(text, rate=0.33, force_reserve_digit=True, **opts)
+    assert "def total" not in result.compressed_text and "return 0" not in result.compressed_text
+    assert TABLE in result.compressed_text
+
+
 def test_over_budget_is_reported_with_the_kinds_that_forced_it(tiny, prose):
     text = f"{prose[:300]}\n\n{CODE}\n\n{TABLE}\n\n{CODE.replace('total', 'count')}"
     result = tiny.compress(text, rate=0.2)
@@ -163,3 +171,27 @@ def test_over_budget_is_reported_with_the_kinds_that_forced_it(tiny, prose):
     assert data["over_budget"] is True and data["verbatim_tokens"]["code"] > 0
     assert CODE in result.compressed_text and TABLE in result.compressed_text
     assert not tiny.compress(prose, rate=0.33).over_budget
+
+
+def test_cli_structure_flags_and_over_budget_stats(tiny_checkpoint, prose, tmp_path, capsys):
+    from promptpress.service.cli import main
+
+    path = tmp_path / "doc.md"
+    path.write_text(f"{prose[:1500]}\n\n{CODE}\n\nSee https://example.org/x for more.\n", encoding="utf-8")
+    model = ["--model", str(tiny_checkpoint)]
+    assert main(["compress", str(path), "--rate", "0.33", *model]) == 0
+    out, err = capsys.readouterr()
+    assert CODE in out and "https://example.org/x" in out and "over budget" not in err
+    assert main(["compress", str(path), "--rate", "0.33", "--drop", "code,url", *model]) == 0
+    out, _ = capsys.readouterr()
+    assert "def total" not in out and "example.org" not in out
+    assert main(["compress", str(path), "--rate", "0.33", "--no-structure", *model]) == 0
+    assert CODE not in capsys.readouterr().out
+    code_only = tmp_path / "code.md"
+    code_only.write_text(f"Look:\n\n{CODE}\n\n{TABLE}\n", encoding="utf-8")
+    assert main(["compress", str(code_only), "--rate", "0.2", *model]) == 0
+    err = capsys.readouterr().err
+    assert "over budget, kept verbatim: " in err and "code" in err and len(err.strip().splitlines()) == 1
+    assert main(["compress", str(path), "--keep", "code", "--drop", "code", *model]) == 2
+    with pytest.raises(SystemExit):
+        main(["compress", str(path), "--keep", "cod"])
