@@ -37,33 +37,31 @@ class JSONErrorsH11Protocol(H11Protocol):
         self.transport.close()
 
 
-def _httptools_protocol() -> type[Any] | None:
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:  # httptools is not installed: uvicorn uses h11
-        return None
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    class JSONErrorsHttpToolsProtocol(HttpToolsProtocol):
-        def send_400_response(self, msg: str) -> None:
-            payload = _json_400(msg)
-            head = [b"HTTP/1.1 400 Bad Request\r\n"]
-            for name, value in self.server_state.default_headers:
-                head += [name, b": ", value, b"\r\n"]
-            head += [
-                b"content-type: application/json\r\n",
-                b"content-length: " + str(len(payload)).encode() + b"\r\n",
-                b"connection: close\r\n\r\n",
-            ]
-            self.transport.write(b"".join(head) + payload)
-            self.transport.close()
-
-    return JSONErrorsHttpToolsProtocol
+    _HTTPTOOLS = True
+except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
+    HttpToolsProtocol = H11Protocol  # type: ignore[misc,assignment]
+    _HTTPTOOLS = False
 
 
-_HTTPTOOLS = _httptools_protocol()
+class JSONErrorsHttpToolsProtocol(HttpToolsProtocol):  # module level: workers unpickle it by name
+    def send_400_response(self, msg: str) -> None:
+        payload = _json_400(msg)
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(payload)).encode() + b"\r\n",
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + payload)
+        self.transport.close()
 
 
 def http_protocol() -> type[Any]:
     """The protocol class uvicorn's ``http="auto"`` would pick (httptools when installed, else h11),
     answering its own 400s in OpenAI's error shape."""
-    return _HTTPTOOLS or JSONErrorsH11Protocol
+    return JSONErrorsHttpToolsProtocol if _HTTPTOOLS else JSONErrorsH11Protocol

@@ -162,10 +162,14 @@ def test_a_missing_key_is_401_before_the_body_is_parsed(make_proxy, path):
     assert _error(httpx.post(server.url + path, content=b"{", headers=with_key), 400)
 
 
-def test_a_bad_content_length_is_a_json_400(proxy):
-    status, headers, body = _raw(
-        proxy, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"
-    )
+@pytest.mark.parametrize("protocol", ["JSONErrorsHttpToolsProtocol", "JSONErrorsH11Protocol"])
+def test_a_bad_content_length_is_a_json_400(compressor, upstream, protocol):
+    from promptpress.service import http_protocol
+
+    app = create_app(settings_for(upstream.url + "/v1"), compressor=compressor)
+    with ServerThread(app, http=getattr(http_protocol, protocol)) as server:
+        request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"
+        status, headers, body = _raw(server, request)
     assert status == 400 and headers["content-type"] == "application/json"
     error = httpx.Response(400, content=body, headers=headers)
     assert _error(error, 400)["code"] == "invalid_http_request"
