@@ -69,6 +69,16 @@ def protect(text: str, keep_spans: list[tuple[int, int]], policy: Mapping[str, P
     return Protected(text, keep_spans, _array(verbatim), tuple(kinds), _array(banned), cut)
 
 
+def literal_ranges(
+    text: str, markers: tuple[str, str] | None, policy: Mapping[str, Policy] | None
+) -> list[tuple[int, int]]:
+    """Code kept verbatim in the raw text (before keep markers are removed): markers inside it are
+    literal text, e.g. a code sample showing ``<keep>``. Detection runs only if a marker occurs."""
+    if policy is None or not markers or policy["code"] != "keep" or markers[0] not in text:
+        return []
+    return [(s.start, s.end) for s in find_spans(text) if s.kind == "code"]
+
+
 def _touches(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:
     return any(start < e and s < end for s, e in spans)
 

@@ -25,7 +25,7 @@ from promptpress.cache import ArrayCodec, KeySpace, SegmentCache, get_or_compute
 from .budget import Masks, Plan, plan_budget
 from .model import DEFAULT_MODEL, LoadedModel, load_token_classifier
 from .options import CompressOptions, OptionsError
-from .protect import Protected, ensure_text, forced_tokens, protect, verbatim_tokens
+from .protect import Protected, ensure_text, forced_tokens, literal_ranges, protect, verbatim_tokens
 from .render import SEPARATOR, Rendering
 from .result import CompressionResult, ContextResult, WordDecision
 from .runtime import Runtime, make_runtime
@@ -129,8 +129,9 @@ class TokenClassifierCompressor:
 
     # ------------------------------------------------------------------ steps
     def _prepare(self, texts: list[str], opts: CompressOptions) -> list[_Context]:
-        stripped = [strip_keep_markers(t, opts.keep_markers) for t in texts]
         policy = opts.structure_policy()  # None: structure detection off
+        markers = opts.keep_markers
+        stripped = [strip_keep_markers(t, markers, literal_ranges(t, markers, policy)) for t in texts]
         protected = [protect(text, keep_spans, policy) for text, keep_spans in stripped]
         with self._lock:
             encodings = self._tokenizer.encode_batch([p.text for p in protected], add_special_tokens=False)

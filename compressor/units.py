@@ -12,7 +12,7 @@ units of a dropped span are banned: never kept, whatever the budget.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,22 +43,28 @@ class Units:
         return [self.text[s:e] for s, e in self.spans.tolist()]
 
 
-def strip_keep_markers(text: str, markers: tuple[str, str] | None) -> tuple[str, list[tuple[int, int]]]:
+def strip_keep_markers(
+    text: str, markers: tuple[str, str] | None, literal: Sequence[tuple[int, int]] = ()
+) -> tuple[str, list[tuple[int, int]]]:
     """Remove keep markers; return the clean text and the kept spans in its coordinates.
 
-    An opening marker without a closing one, or a stray closing one, stays as literal text.
+    An opening marker without a closing one, a stray closing one, or an opening marker inside a
+    `literal` range (code kept verbatim that shows the markers) stays as literal text.
     """
     if not markers:
         return text, []
     opening, closing = markers
     out: list[str] = []
     spans: list[tuple[int, int]] = []
-    pos = 0
+    pos = search = 0
     length = 0
     while True:
-        start = text.find(opening, pos)
+        start = text.find(opening, search)
         if start < 0:
             break
+        if any(s <= start < e for s, e in literal):
+            search = start + len(opening)
+            continue
         stop = text.find(closing, start + len(opening))
         if stop < 0:
             break
@@ -69,7 +75,7 @@ def strip_keep_markers(text: str, markers: tuple[str, str] | None) -> tuple[str,
             spans.append((length, length + len(inner)))
         out.append(inner)
         length += len(inner)
-        pos = stop + len(closing)
+        pos = search = stop + len(closing)
     out.append(text[pos:])
     return "".join(out), spans
 

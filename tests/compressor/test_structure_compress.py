@@ -162,6 +162,13 @@ def test_drop_wins_over_force_tokens_and_digits_but_not_over_keep_markers(tiny, 
     assert TABLE in result.compressed_text
 
 
+def test_keep_markers_shown_in_a_code_sample_stay_literal(tiny, prose):
+    sample = '```python\nresult = compress(["<keep>Answer in French.</keep> doc three"])\n```'
+    text = f"{prose[:800]} <keep>Kept as is.</keep>\n\n{sample}\n\n{prose[800:1600]}"
+    out = tiny.compress(text, rate=0.33).compressed_text
+    assert sample in out and "Kept as is." in out and "<keep>Kept" not in out
+
+
 def test_over_budget_is_reported_with_the_kinds_that_forced_it(tiny, prose):
     text = f"{prose[:300]}\n\n{CODE}\n\n{TABLE}\n\n{CODE.replace('total', 'count')}"
     result = tiny.compress(text, rate=0.2)
