@@ -53,6 +53,11 @@ class PromptpressOptions(BaseModel):
     min_tokens: StrictInt | None = Field(default=None, ge=0, description="Texts shorter than this are kept.")
     roles: list[StrictStr] | None = Field(default=None, description="Chat roles whose text is compressed.")
     force_tokens: list[StrictStr] | None = Field(default=None, description="Strings always kept.")
+    structure: StrictStr | dict[StrictStr, StrictStr] | None = Field(
+        default=None,
+        description='Structure-safe compression: per-kind policies, e.g. {"code": "compress", "url": "drop"} '
+        '(kinds: code, json, table, url, email, path, number, long; keep|compress|drop), or "off".',
+    )
 
 
 class ChatCompletionRequest(_Open):
@@ -184,6 +189,12 @@ class CompressResponse(BaseModel):
     model: str
     method: str
     words: list[WordOut] | None = None
+    verbatim_tokens: dict[str, int] = Field(
+        default_factory=dict, description="Tokens of structure spans kept verbatim, per kind (code, json...)."
+    )
+    over_budget: bool = Field(
+        default=False, description="What had to be kept verbatim alone exceeded the budget."
+    )
 
 
 class HealthResponse(BaseModel):
