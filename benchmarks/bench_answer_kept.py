@@ -4,8 +4,8 @@
         [--methods truncate,random,surprisal,classifier,classifier:package:all-minilm-l6-v2] [--threads 2]
 
 On `squad_longdoc` (default: the suite `promptpress eval` builds; `--data` takes a directory from
-`promptpress eval build-squad`), every method compresses each context once per rate, question-blind,
-and each question's `answer_kept` is the share of its gold answer's words left in the compressed
+`promptpress eval build-squad`), every method compresses each context once per rate, question-blind
+(a question-aware method such as `classifier_qa` compresses it for each question), and each question's `answer_kept` is the share of its gold answer's words left in the compressed
 context (`promptpress.eval.metrics.answer_kept`, the metric's own normalisation). It is the
 compressor-only half of a QA score: a reader cannot answer from words that are gone. Methods are the
 names `promptpress eval run --methods` takes; `surprisal` (the default model's teacher) is slow, a
@@ -40,7 +40,7 @@ def main() -> int:
     import torch
 
     from promptpress.eval.longbench import load_dataset
-    from promptpress.eval.methods import parse_methods
+    from promptpress.eval.methods import QuestionAware, parse_methods
     from promptpress.eval.metrics import answer_kept
     from promptpress.eval.squad_longdoc import DATASET, ensure_suite
 
@@ -61,11 +61,14 @@ def main() -> int:
             assert method.compressor is not None
             start = time.perf_counter()
             for rate in rates:  # rates after the first may reuse the method's per-text scores
-                result = method.compressor.compress(context, rate=rate)
-                tokens.setdefault((method.name, rate), []).append(
-                    (result.original_tokens, result.compressed_tokens)
-                )
                 for sample in questions:
+                    if isinstance(method.compressor, QuestionAware):  # compressed for each question
+                        result = method.compressor.compress_for_question(context, sample.input, rate)
+                    elif sample is questions[0]:  # question-blind: once per context
+                        result = method.compressor.compress(context, rate=rate)
+                    tokens.setdefault((method.name, rate), []).append(
+                        (result.original_tokens, result.compressed_tokens)
+                    )
                     value = answer_kept(DATASET, result.compressed_text, sample.answers)
                     kept.setdefault((method.name, rate), []).append(float(value or 0.0))
             seconds[method.name] = seconds.get(method.name, 0.0) + time.perf_counter() - start

@@ -44,8 +44,8 @@ class CachedEmbed:
             computed = self.embed([texts[i] for i in missing])
             with self._lock:
                 self.misses += len(missing)
-                for i, vector in zip(missing, computed):
-                    found[i] = np.asarray(vector, dtype=np.float32)
+                for i, values in zip(missing, computed):
+                    found[i] = np.asarray(values, dtype=np.float32)
                     self._put(keys[i], found[i])
         return [found[i].astype(float).tolist() for i in range(len(texts))]
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from promptpress.cache import open_cache
 from promptpress.compressor import load_compressor
 from promptpress.compressor.options import CompressOptions, Compressor
 from promptpress.compressor.query_aware import QuestionAwareCompressor
@@ -161,7 +162,10 @@ def make_method(
         return Method(spec, SurprisalDropCompressor(spec.partition(":")[2] or None))
     head, _, model_spec = spec.partition(":")
     if head in ("classifier", "classifier_qa"):
-        classifier = load_compressor(model_spec or None, backend=classifier_backend)
+        # an in-process segment cache: each window is scored once whatever the rate or the question
+        classifier = load_compressor(
+            model_spec or None, backend=classifier_backend, cache=open_cache("memory://")
+        )
         return Method(spec, classifier if head == "classifier" else QuestionAwareCompressor(classifier))
     if spec in _REGISTRY:
         return Method(spec, _from_object(_REGISTRY[spec], spec))

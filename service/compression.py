@@ -24,10 +24,12 @@ class Report:
     original_tokens: int = 0
     compressed_tokens: int = 0
     seconds: float = 0.0
+    question_source: str = "none"  # which rule found the question (service/question.py), or none/off
 
     def headers(self) -> dict[str, str]:
         return {
             "x-promptpress-compression": self.outcome,
+            "x-promptpress-question-source": self.question_source,
             "x-promptpress-original-tokens": str(self.original_tokens),
             "x-promptpress-compressed-tokens": str(self.compressed_tokens),
             "x-promptpress-compression-ms": f"{self.seconds * 1000:.1f}",
@@ -62,9 +64,10 @@ class RequestCompressor:
         self.unavailable_reason = unavailable_reason
 
     async def compress(
-        self, slots: list[Slot], policy: Policy, request_id: str
+        self, slots: list[Slot], policy: Policy, request_id: str, question: str | None = None
     ) -> tuple[list[str] | None, Report]:
-        """The compressed texts (None when the originals must be used) and the report."""
+        """The compressed texts (None when the originals must be used) and the report; with a
+        `question`, the texts are compressed for it."""
         original = sum(s.tokens for s in slots)
         if not policy.enabled:
             return None, self._count(Report("disabled"))
@@ -73,7 +76,7 @@ class RequestCompressor:
         if self.runner is None:
             return None, self._fail("unavailable", self.unavailable_reason, original, request_id)
         try:
-            timed = await self.runner.run([s.text for s in slots], policy.options)
+            timed = await self.runner.run([s.text for s in slots], policy.options, question)
         except CompressionTimeout as exc:
             return None, self._fail("timeout", str(exc), original, request_id)
         except Exception as exc:

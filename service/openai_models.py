@@ -58,6 +58,11 @@ class PromptpressOptions(BaseModel):
         description='Structure-safe compression: per-kind policies, e.g. {"code": "compress", "url": "drop"} '
         '(kinds: code, json, table, url, email, path, number, long; keep|compress|drop), or "off".',
     )
+    question: StrictStr | None = Field(
+        default=None,
+        description="The question the texts are compressed for (sent upstream verbatim); 'auto' (default): "
+        "found in the request; 'off': question-blind.",
+    )
 
 
 class ChatCompletionRequest(_Open):
@@ -131,7 +136,9 @@ class CompressRequest(BaseModel):
         default=None, min_length=1, description="Several contexts compressed together under one budget."
     )
     question: StrictStr | None = Field(
-        default=None, description="Kept verbatim and appended to `prompt` after the compressed contexts."
+        default=None,
+        description="Compress for this question: the texts' paragraphs (or sentence groups) share the budget "
+        "by relevance to it. Kept verbatim and appended to `prompt` after the compressed contexts.",
     )
     rate: float | None = Field(
         default=None, gt=0, le=1, allow_inf_nan=False, description="Fraction of tokens kept, in (0, 1]."
@@ -166,6 +173,9 @@ class ContextOut(BaseModel):
     compressed_tokens: int
     kept: bool = True
     probability: float | None = None
+    relevance: float | None = Field(
+        default=None, description="With a question: similarity to it, in [-1, 1]."
+    )
 
 
 class WordOut(BaseModel):

@@ -36,6 +36,7 @@ class Policy:
     roles: frozenset[str]
     min_tokens: int
     options: CompressOptions
+    question: str = "auto"  # "auto" (found in the request: service/question.py), "off", or the question
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -44,7 +45,10 @@ class Policy:
             target_tokens=settings.target_tokens,
             force_tokens=tuple(settings.force_tokens),
         )
-        return cls(settings.compress, frozenset(settings.compress_roles), settings.min_tokens, options)
+        question = getattr(settings, "question", "auto")
+        return cls(
+            settings.compress, frozenset(settings.compress_roles), settings.min_tokens, options, question
+        )
 
 
 def header_name(name: str) -> str:
@@ -99,6 +103,9 @@ def _overrides_from_headers(headers: Mapping[str, str]) -> dict[str, Any]:
         value = _header_number(headers, name, kind, low, high)
         if value is not None:
             out[key] = value
+    question = headers.get(HEADER_PREFIX + "question")
+    if question is not None and question.strip():
+        out["question"] = question.strip()
     roles = headers.get(HEADER_PREFIX + "roles")
     if roles is not None:
         out["roles"] = [r.strip() for r in roles.split(",") if r.strip()]
@@ -144,6 +151,7 @@ def resolve_policy(base: Policy, headers: Mapping[str, str], body: PromptpressOp
         enabled=overrides.pop("compress", base.enabled),
         roles=frozenset(overrides.pop("roles", base.roles)),
         min_tokens=min_tokens,
+        question=overrides.pop("question", base.question),
     )
     overrides = budget_overrides(overrides.pop("rate", None), overrides.pop("target_tokens", None), overrides)
     if overrides:

@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-Source = Literal["body", "header", "last-user-message", "trailing", "off", "none"]
+from promptpress.compressor.tokens import count_tokens
+
+from .policy import Slot
+
+Source = Literal["explicit", "body", "header", "last-user-message", "trailing", "off", "none"]
 
 MAX_TRAILING_CHARS = 1000  # a tail longer than this is not "the question" but more context
 MAX_TRAILING_SENTENCES = 3
@@ -138,3 +142,17 @@ def _message_text(message: dict[str, Any]) -> str:
         parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
         return "\n".join(p for p in parts if isinstance(p, str))
     return ""
+
+
+def split_question(slots: list[Slot], question: Question) -> tuple[list[Slot], list[str]]:
+    """The slots to compress (a trailing question cut off its slot) and what goes back after each
+    compressed text: the question verbatim, with the whitespace that preceded it."""
+    tails = [""] * len(slots)
+    if question.slot is None or question.offset is None:
+        return slots, tails
+    slot = slots[question.slot]
+    head = slot.text[: question.offset].rstrip()
+    tails[question.slot] = slot.text[len(head) :]
+    slots = list(slots)
+    slots[question.slot] = replace(slot, text=head, tokens=count_tokens(head))
+    return slots, tails

@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from promptpress.compressor import CompressionResult, CompressOptions, Compressor
+from promptpress.compressor.query_aware import QuestionAwareCompressor
 
 
 class CompressionTimeout(TimeoutError):
@@ -41,38 +42,51 @@ class CompressionRunner:
         self._slots: asyncio.Semaphore | None = None
         self._running = 0
         self._lock = threading.Lock()
+        self._question_aware: QuestionAwareCompressor | None = None  # built on the first question
 
     @property
     def running(self) -> int:
         """Compressions currently executing in the pool (including ones whose caller timed out)."""
         return self._running
 
-    async def run(self, contexts: Sequence[str], options: CompressOptions) -> Timed:
+    async def run(
+        self, contexts: Sequence[str], options: CompressOptions, question: str | None = None
+    ) -> Timed:
+        """Compress `contexts` under `options`; for `question` when one is given (its units share the
+        budget by relevance: `QuestionAwareCompressor`)."""
         try:
-            return await asyncio.wait_for(self._run(list(contexts), options), self.timeout)
+            return await asyncio.wait_for(self._run(list(contexts), options, question), self.timeout)
         except asyncio.TimeoutError as exc:
             raise CompressionTimeout(f"compression took longer than {self.timeout:g} s") from exc
 
-    async def _run(self, contexts: list[str], options: CompressOptions) -> Timed:
+    async def _run(self, contexts: list[str], options: CompressOptions, question: str | None) -> Timed:
         loop = asyncio.get_running_loop()
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
         slots = self._slots
         await slots.acquire()
         try:
-            future: Future[Timed] = self._pool.submit(self._compress, contexts, options)
+            future: Future[Timed] = self._pool.submit(self._compress, contexts, options, question)
         except BaseException:
             slots.release()
             raise
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(slots.release))
         return await asyncio.wrap_future(future)
 
-    def _compress(self, contexts: list[str], options: CompressOptions) -> Timed:
+    def _compress(self, contexts: list[str], options: CompressOptions, question: str | None) -> Timed:
         with self._lock:
             self._running += 1
+            if question is not None and self._question_aware is None:
+                self._question_aware = QuestionAwareCompressor(self.compressor)
+            question_aware = self._question_aware
         start = time.perf_counter()
         try:
-            result = self.compressor.compress(contexts, options)
+            if question is not None and question_aware is not None:
+                result = question_aware.compress_for_question(
+                    contexts, question, options.rate, options=options
+                )
+            else:
+                result = self.compressor.compress(contexts, options)
         finally:
             with self._lock:
                 self._running -= 1

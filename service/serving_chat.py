@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from .local_models import LocalModels
 from .openai_models import ChatCompletionRequest
 from .policy import Policy, Slot, apply_chat, chat_slots
+from .question import Question, chat_question
 from .request_body import JSONBody
 from .serving_proxy import ProxyServing, answer_until_disconnect
 from .state import ServiceState
@@ -40,3 +41,6 @@ class ChatCompletionsProxy(ProxyServing[ChatCompletionRequest]):
 
     def apply_texts(self, data: dict[str, Any], slots: list[Slot], texts: list[str]) -> None:
         apply_chat(data["messages"], slots, texts)
+
+    def find_question(self, data: dict[str, Any], slots: list[Slot]) -> Question:
+        return chat_question(data["messages"], [s.path for s in slots], [s.text for s in slots])

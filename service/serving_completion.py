@@ -7,6 +7,7 @@ from typing import Any
 
 from .openai_models import CompletionRequest
 from .policy import Policy, Slot, apply_prompt, prompt_slots
+from .question import Question, text_question
 from .serving_proxy import ProxyServing
 
 
@@ -19,3 +20,7 @@ class CompletionsProxy(ProxyServing[CompletionRequest]):
 
     def apply_texts(self, data: dict[str, Any], slots: list[Slot], texts: list[str]) -> None:
         apply_prompt(data, slots, texts)
+
+    def find_question(self, data: dict[str, Any], slots: list[Slot]) -> Question:
+        # one prompt: its trailing question; a batch of prompts has no one question
+        return text_question(slots[0].text, 0) if len(slots) == 1 else Question(None, "none")

@@ -1,7 +1,8 @@
 """``POST /v1/compress``: promptpress's own compression API, on the loaded compressor.
 
-A text, or a list of contexts compressed together under one budget; the question (if any) is kept
-verbatim and appended to ``prompt``. The budget and options are the service's defaults overridden by
+A text, or a list of contexts compressed together under one budget. With a question, the texts'
+paragraphs (or sentence groups) share the budget by relevance to it (`QuestionAwareCompressor`),
+each context reports its relevance, and the question is kept verbatim and appended to ``prompt``. The budget and options are the service's defaults overridden by
 the request (`policy.budget_overrides`: a rate given without a target beats the default target).
 """
 
@@ -31,7 +32,7 @@ class CompressServing:
         _check_compressor(runner.compressor, body)
         options = self._options(body)
         try:
-            timed = await runner.run(body.inputs(), options)
+            timed = await runner.run(body.inputs(), options, body.question or None)
         except CompressionTimeout as exc:
             raise APIError(503, str(exc), code="compression_timeout") from exc
         except (OptionsError, ValueError, TypeError) as exc:

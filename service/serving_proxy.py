@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -26,6 +27,7 @@ from .errors import APIError
 from .openai_models import ChatCompletionRequest, CompletionRequest
 from .policy import Policy, Slot, resolve_policy
 from .proxy import Upstream, json_response, stream_response, until_disconnect
+from .question import Question, explicit_question, split_question
 from .request_body import JSONBody, check_text, forwardable
 from .state import ServiceState, request_id
 
@@ -73,12 +75,29 @@ class ProxyServing(ABC, Generic[RequestT]):
         changed = "promptpress" in data  # removed before forwarding
         data.pop("promptpress", None)
         slots = await self._find_slots(body, data, policy) if policy.enabled else []
-        texts, report = await state.request_compressor().compress(slots, policy, request_id(request))
+        question = self._question(data, slots, policy)
+        slots, tails = split_question(slots, question)
+        texts, report = await state.request_compressor().compress(
+            slots, policy, request_id(request), question.text
+        )
+        report = replace(report, question_source=question.source)
         if texts is not None:
-            self.apply_texts(data, slots, texts)
+            self.apply_texts(data, slots, [text + tail for text, tail in zip(texts, tails)])
             changed = True
         content = forwardable(data) if changed else body.content
         return await self._forward(request, upstream, content, parsed.stream is True, report)
+
+    @abstractmethod
+    def find_question(self, data: dict[str, Any], slots: list[Slot]) -> Question:
+        """The request's question by the automatic rules (`service/question.py`)."""
+
+    def _question(self, data: dict[str, Any], slots: list[Slot], policy: Policy) -> Question:
+        if not slots:
+            return Question(None, "none")
+        explicit = explicit_question(policy.question, None)  # the header's or body field's (body wins)
+        if explicit is not None:
+            return explicit if explicit.source == "off" else replace(explicit, source="explicit")
+        return self.find_question(data, slots)
 
     async def _find_slots(self, body: JSONBody, data: dict[str, Any], policy: Policy) -> list[Slot]:
         """`find_slots`, in a worker thread for a large body (counting its tokens costs up to ~0.7 s

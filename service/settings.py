@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Texts (a message or a content part) shorter than this many tokens are never touched.",
     )
+    question: Literal["auto", "off"] = Field(
+        default="auto",
+        description="Question-aware proxying: `auto` finds the request's question (header "
+        "`X-Promptpress-Question`, body field `promptpress.question`, else the last user message or the "
+        "trailing question of the compressed message) and compresses the rest for it; `off`: question-blind.",
+    )
     rate: float = Field(default=0.5, gt=0, le=1, description="Default fraction of tokens kept, in (0, 1].")
     target_tokens: int | None = Field(
         default=None, ge=1, description="Default absolute token budget per request (overrides `rate`)."
@@ -161,8 +167,9 @@ class Settings(BaseSettings):
         default=None, ge=1, description="CPU threads of the compressor's model. Unset: the runtime's default."
     )
     cache_url: str | None = Field(
-        default=None,
-        description="Segment cache URL (e.g. `redis://127.0.0.1:6379/0`, `memory://`). Unset: no cache.",
+        default="memory://?max_bytes=64MiB",
+        description="Segment cache URL (e.g. `redis://127.0.0.1:6379/0`). Default: in-process, 64 MiB, so "
+        "a context seen before (a second question about it) is not scored again; `none://`: no cache.",
     )
     cache_namespace: str = Field(
         default="default",

@@ -224,7 +224,9 @@ def test_question_variable_makes_the_variables_question_aware():
     from promptpress.adapters.langchain import PromptCompressorRunnable
 
     values = {"context": "\n\n".join(_PARAGRAPHS), "question": "Who built famous violins in Cremona?"}
-    step = PromptCompressorRunnable(rate=0.4, min_tokens=10, variables=["context"], question_variable="question")
+    step = PromptCompressorRunnable(
+        rate=0.4, min_tokens=10, variables=["context"], question_variable="question"
+    )
     out = step.invoke(values)
     assert out["question"] == values["question"]  # never compressed
     assert "Stradivari built his most famous instruments in Cremona" in out["context"]  # kept nearly whole
@@ -232,7 +234,9 @@ def test_question_variable_makes_the_variables_question_aware():
     blind = PromptCompressorRunnable(rate=0.4, min_tokens=10, variables=["context"]).invoke(values)
     assert blind["context"] != out["context"]
     with pytest.raises(ValueError, match="never compressed"):
-        PromptCompressorRunnable(variables=["context", "question"], question_variable="question").invoke(values)
+        PromptCompressorRunnable(variables=["context", "question"], question_variable="question").invoke(
+            values
+        )
 
 
 def test_unmarked_text_of_the_human_message_is_the_question():

@@ -111,7 +111,7 @@ def test_healthz_reports_compressor_and_upstream(proxy, upstream, compressor):
         "compressor": compressor.name,
         "compressor_error": None,
         "upstream": upstream.url + "/v1",
-        "cache": False,
+        "cache": True,  # the in-process segment cache is on by default
     }
 
 
