@@ -240,24 +240,9 @@ def fit(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup * config.steps), config.steps)
-    step = 0
     ckpt = out / "checkpoint.pt"
-    if resume and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"], strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = state["step"]
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["py_rng"])
-        log.info("resumed from %s at step %d", ckpt, step)
-    order_rng = random.Random(config.seed)
-    order: list[int] = []
-    for _ in range(step * config.batch_size // len(train_ex) + 1):  # replay the data order up to `step`
-        order = list(range(len(train_ex)))
-        order_rng.shuffle(order)
-    cursor = (step * config.batch_size) % len(train_ex)
-    log_file = (out / "train.log").open("a")
+    step = _resume(ckpt, model, optimizer, scheduler) if resume and ckpt.exists() else 0
+    batches = _BatchOrder(len(train_ex), config.batch_size, config.seed, step)
     trainable = sum(p.numel() for p in params)
     log.info(
         "fit: %d train / %d held-out windows, %d trainable parameters, class weights %s",
@@ -269,61 +254,92 @@ def fit(
     started = time.perf_counter()
     bar = tqdm(total=config.steps, initial=step, desc=f"fit ({config.method})", disable=not progress)
     metrics: dict[str, Any] = {}
-    while step < config.steps:
-        model.train()
-        batch_idx: list[int] = []
-        while len(batch_idx) < config.batch_size:
-            if cursor >= len(order):
-                order = list(range(len(train_ex)))
-                order_rng.shuffle(order)
-                cursor = 0
-            batch_idx.append(order[cursor])
-            cursor += 1
-        batch = collate([train_ex[i] for i in batch_idx], pad_id)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        loss = _loss(logits, batch["labels"], weights)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        log_file.write(
-            json.dumps(
-                {
-                    "step": step,
-                    "loss": round(loss.item(), 5),
-                    "lr": scheduler.get_last_lr()[0],
-                    "elapsed": round(time.perf_counter() - started, 2),
-                }
+    with (out / "train.log").open("a") as log_file:
+        while step < config.steps:
+            batch = collate([train_ex[i] for i in batches.next()], pad_id)
+            loss = _train_step(model, batch, weights, params, optimizer, scheduler)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}")
+            elapsed = round(time.perf_counter() - started, 2)
+            lr = scheduler.get_last_lr()[0]
+            log_file.write(
+                json.dumps({"step": step, "loss": round(loss, 5), "lr": lr, "elapsed": elapsed}) + "\n"
             )
-            + "\n"
-        )
-        if step % config.eval_every == 0 or step == config.steps:
-            metrics = heldout_metrics(model, held_ex, pad_id, weights)
-            log_file.write(json.dumps({"step": step, **metrics}) + "\n")
-            log.info("step %d %s", step, json.dumps(metrics))
-        if step % config.save_every == 0 or step == config.steps:
-            _save_checkpoint(ckpt, model, optimizer, scheduler, step)
-        log_file.flush()
+            if step % config.eval_every == 0 or step == config.steps:
+                metrics = heldout_metrics(model, held_ex, pad_id, weights)
+                log_file.write(json.dumps({"step": step, **metrics}) + "\n")
+                log.info("step %d %s", step, json.dumps(metrics))
+            if step % config.save_every == 0 or step == config.steps:
+                _save_checkpoint(ckpt, model, optimizer, scheduler, step)
+            log_file.flush()
     bar.close()
-    log_file.close()
     if not metrics:  # resumed a finished run: nothing trained, measure it again
         metrics = heldout_metrics(model, held_ex, pad_id, weights)
-    elapsed = time.perf_counter() - started
     result = {
         "steps": step,
         "train_windows": len(train_ex),
         "heldout_windows": len(held_ex),
         "trainable_parameters": trainable,
-        "seconds_this_run": round(elapsed, 1),
+        "seconds_this_run": round(time.perf_counter() - started, 1),
         **metrics,
     }
     _save_final(out, model, tokenizer, config)
     (out / "fit.json").write_text(json.dumps({"config": asdict(config), "metrics": result}, indent=2))
     return result
+
+
+def _resume(ckpt: Path, model: Any, optimizer: Any, scheduler: Any) -> int:
+    """Restore a checkpoint (model, optimizer, schedule, random states); returns its step."""
+    state = torch.load(ckpt, weights_only=False)
+    model.load_state_dict(state["model"], strict=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["py_rng"])
+    log.info("resumed from %s at step %d", ckpt, state["step"])
+    return int(state["step"])
+
+
+class _BatchOrder:
+    """Shuffled passes over the training examples, replayed up to `step` when a run resumes."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, step: int) -> None:
+        self.n, self.batch_size = n, batch_size
+        self.rng = random.Random(seed)
+        self.order: list[int] = []
+        for _ in range(step * batch_size // n + 1):  # replay the data order up to `step`
+            self._shuffle()
+        self.cursor = (step * batch_size) % n
+
+    def _shuffle(self) -> None:
+        self.order = list(range(self.n))
+        self.rng.shuffle(self.order)
+
+    def next(self) -> list[int]:
+        batch: list[int] = []
+        while len(batch) < self.batch_size:
+            if self.cursor >= len(self.order):
+                self._shuffle()
+                self.cursor = 0
+            batch.append(self.order[self.cursor])
+            self.cursor += 1
+        return batch
+
+
+def _train_step(
+    model: Any, batch: dict[str, Any], weights: Any, params: list[Any], optimizer: Any, scheduler: Any
+) -> float:
+    """One optimisation step on `batch`; returns its loss."""
+    model.train()
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    loss = _loss(logits, batch["labels"], weights)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.item())
 
 
 def _save_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, step: int) -> None:
