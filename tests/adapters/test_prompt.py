@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+import topic_paragraphs
 from adapter_helpers import is_subsequence, words
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
@@ -205,19 +206,7 @@ def test_uses_the_given_compressor_object(context, compressor):
     assert counting.calls == 1  # both messages in one call: one shared budget
 
 
-# four paragraphs on unrelated subjects (written for this test)
-_PARAGRAPHS = [
-    "The Rhine rises in the Swiss Alps and flows north through Germany and the Netherlands before it "
-    "reaches the North Sea near Rotterdam. Barges carry coal, grain and containers along most of its "
-    "length, and Duisburg on its lower course has one of the largest inland ports in the world.",
-    "Sourdough bread is leavened by a starter of wild yeast and lactic acid bacteria instead of baker's "
-    "yeast. The starter is fed with flour and water every day, and a long, cool fermentation gives the "
-    "loaf its sour taste and open crumb.",
-    "The violin has four strings tuned in perfect fifths, and its bow is strung with horsehair coated "
-    "in rosin. Stradivari built his most famous instruments in Cremona in the early eighteenth century.",
-    "Honeybees communicate the direction and distance of flowers with a waggle dance on the comb. A "
-    "colony in summer holds tens of thousands of workers and a single queen that lays the eggs.",
-]
+_PARAGRAPHS = topic_paragraphs.PARAGRAPHS
 
 
 def test_question_variable_makes_the_variables_question_aware():

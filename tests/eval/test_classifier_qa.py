@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import pytest
+import topic_paragraphs
 
 from promptpress.compressor.tokens import count_tokens
 from promptpress.eval import methods as mt
 from promptpress.eval.runner import _CompressionMemo
 
-# three paragraphs on unrelated subjects (written for this test)
-PARAGRAPHS = [
-    "The Rhine rises in the Swiss Alps and flows north through Germany and the Netherlands before it "
-    "reaches the North Sea near Rotterdam. Barges carry coal, grain and containers along most of its "
-    "length, and Duisburg on its lower course has one of the largest inland ports in the world.",
-    "Sourdough bread is leavened by a starter of wild yeast and lactic acid bacteria instead of baker's "
-    "yeast. The starter is fed with flour and water every day, and a long, cool fermentation gives the "
-    "loaf its sour taste and open crumb.",
-    "The violin has four strings tuned in perfect fifths, and its bow is strung with horsehair coated "
-    "in rosin. Stradivari built his most famous instruments in Cremona in the early eighteenth century.",
-]
+PARAGRAPHS = topic_paragraphs.PARAGRAPHS[:3]
 CONTEXT = "\n\n".join(PARAGRAPHS)
-QUESTION = "Which port on the Rhine is one of the largest inland ports?"
+QUESTION = topic_paragraphs.RHINE_QUESTION
 
 
 @pytest.fixture(scope="module")
