@@ -162,15 +162,9 @@ def build_units(
     occurrences, keep spans and the structure ranges (`verbatim`: kept, `banned`: dropped; [m, 2]
     sorted, non-overlapping) add boundaries around themselves and never get split.
     """
-    force_occ, force_ids = force
     verbatim = _ranges(verbatim)
-    banned_ranges = _ranges(banned)
-    marked = merge_spans(_ranges(keep_spans))
-    if len(banned_ranges):  # a dropped span drops the force tokens in it; a keep marker wins over both
-        banned_ranges = banned_ranges[overlapping(banned_ranges, marked) < 0]
-        outside = overlapping(force_occ, banned_ranges) < 0
-        force_occ, force_ids = force_occ[outside], force_ids[outside]
-    kept = merge_spans(np.concatenate([force_occ, marked, verbatim]))
+    force_occ, force_ids, banned_ranges = _drop_wins(force, _ranges(keep_spans), _ranges(banned))
+    kept = merge_spans(np.concatenate([force_occ, _ranges(keep_spans), verbatim]))
     protected = merge_spans(np.concatenate([kept, banned_ranges]))
     ids = word_ids(_protected_starts(starts, offsets, protected))
     n = int(ids[-1]) + 1 if len(ids) else 0
@@ -184,21 +178,10 @@ def build_units(
     forced = overlapping(spans, kept) >= 0
     force_id = _force_ids(spans, force_occ, force_ids)
 
-    lonely = uncovered(force_occ, spans)  # e.g. "\n" for tokenizers that drop whitespace
-    if lonely.any():  # each becomes a forced unit of its own, in the window of the token before it
-        extra = force_occ[lonely]
-        extra_window = np.zeros(len(extra), dtype=np.int64)
-        if len(tokens):
-            before = np.searchsorted(offsets[:, 0], extra[:, 0], side="right") - 1
-            extra_window = token_window[np.maximum(before, 0)]
-        ones = np.ones(len(extra), dtype=bool)
-        columns = zip(
-            (spans, probs, forced, force_id, window),
-            (extra, ones.astype(np.float32), ones, force_ids[lonely], extra_window),
-        )
-        merged = [np.concatenate([column, more]) for column, more in columns]
-        order = np.argsort(merged[0][:, 0], kind="stable")
-        spans, probs, forced, force_id, window = (column[order] for column in merged)
+    columns = (spans, probs, forced, force_id, window)
+    spans, probs, forced, force_id, window = _add_lonely(
+        columns, (force_occ, force_ids), offsets, token_window
+    )
 
     banned_units = overlapping(spans, banned_ranges) >= 0
     if force_reserve_digit and n:
@@ -213,6 +196,45 @@ def build_units(
         counts=count(text, spans),
         banned=banned_units & ~forced,
     )
+
+
+def _add_lonely(
+    columns: tuple[np.ndarray, ...],
+    force: tuple[np.ndarray, np.ndarray],
+    offsets: np.ndarray,
+    token_window: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """The unit columns (spans, probs, forced, force_id, window) with a forced unit for each force
+    occurrence no unit covers (e.g. "\\n" for tokenizers that drop whitespace), in the window of the
+    token before it."""
+    spans = columns[0]
+    force_occ, force_ids = force
+    lonely = uncovered(force_occ, spans)
+    if not lonely.any():
+        return columns
+    extra = force_occ[lonely]
+    extra_window = np.zeros(len(extra), dtype=np.int64)
+    if len(offsets):
+        before = np.searchsorted(offsets[:, 0], extra[:, 0], side="right") - 1
+        extra_window = token_window[np.maximum(before, 0)]
+    ones = np.ones(len(extra), dtype=bool)
+    more = (extra, ones.astype(np.float32), ones, force_ids[lonely], extra_window)
+    merged = [np.concatenate([column, added]) for column, added in zip(columns, more)]
+    order = np.argsort(merged[0][:, 0], kind="stable")
+    return tuple(column[order] for column in merged)
+
+
+def _drop_wins(
+    force: tuple[np.ndarray, np.ndarray], marked: np.ndarray, banned: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Force-token occurrences outside dropped spans, and the dropped spans no keep marker touches:
+    a dropped span drops the force tokens in it; a keep marker wins over both."""
+    force_occ, force_ids = force
+    if len(banned):
+        banned = banned[overlapping(banned, merge_spans(marked)) < 0]
+        outside = overlapping(force_occ, banned) < 0
+        force_occ, force_ids = force_occ[outside], force_ids[outside]
+    return force_occ, force_ids, banned
 
 
 def _ranges(spans: np.ndarray | list[tuple[int, int]] | None) -> np.ndarray:

@@ -6,12 +6,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from promptpress.compressor.extras import require
 from promptpress.compressor.structure import KINDS
 
 from .args import CLIError, positive_int, rate, unescape
+
+if TYPE_CHECKING:
+    from promptpress.compressor import CompressionResult
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,30 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="global budget (default) or llmlingua's per-window percentile",
     )
     p.add_argument("--windowing", choices=("stable", "greedy"), default="stable")
-    structure = p.add_argument_group(
-        "structure",
-        "code, JSON, tables, URLs, e-mail addresses, paths, numbers and overlong tokens are found first; "
-        "by default each is kept verbatim (JSON keeps keys and structure and compresses long string "
-        "values; a token over 200 characters is cut to its ends around a marker). KINDS: a comma list "
-        f"of {', '.join(KINDS)}",
-    )
-    for flag, policy, text in (
-        ("--keep", "keep", "keep these kinds verbatim"),
-        ("--compress", "compress", "compress these kinds word by word, as prose"),
-        ("--drop", "drop", "remove these kinds from the output"),
-    ):
-        structure.add_argument(
-            flag,
-            dest=f"structure_{policy}",
-            metavar="KINDS",
-            type=kinds,
-            action="extend",
-            default=[],
-            help=text,
-        )
-    structure.add_argument(
-        "--no-structure", action="store_true", help="no structure detection: compress everything as prose"
-    )
+    _add_structure_flags(p)
     p.add_argument(
         "--split", metavar="SEP", help="split the input into several contexts at SEP (e.g. '\\n\\n\\n')"
     )
@@ -93,6 +73,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--words", action="store_true", help="with --json: include per-word probabilities and labels"
     )
     p.set_defaults(handler=run)
+
+
+def _add_structure_flags(parser: argparse.ArgumentParser) -> None:
+    structure = parser.add_argument_group(
+        "structure",
+        "code, JSON, tables, URLs, e-mail addresses, paths, numbers and overlong tokens are found first; "
+        "by default each is kept verbatim (JSON keeps keys and structure and compresses long string "
+        "values; a token over 200 characters is cut to its ends around a marker). KINDS: a comma list "
+        f"of {', '.join(KINDS)}",
+    )
+    for flag, policy, text in (
+        ("--keep", "keep", "keep these kinds verbatim"),
+        ("--compress", "compress", "compress these kinds word by word, as prose"),
+        ("--drop", "drop", "remove these kinds from the output"),
+    ):
+        structure.add_argument(
+            flag,
+            dest=f"structure_{policy}",
+            metavar="KINDS",
+            type=kinds,
+            action="extend",
+            default=[],
+            help=text,
+        )
+    structure.add_argument(
+        "--no-structure", action="store_true", help="no structure detection: compress everything as prose"
+    )
 
 
 def kinds(value: str) -> list[str]:
@@ -197,13 +204,18 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(result.compressed_text + "\n")
+    _print_stats(result, args.backend)
+    return 0
+
+
+def _print_stats(result: CompressionResult, backend: str) -> None:
+    """The statistics line on stderr (one line; names the kinds kept verbatim when over budget)."""
     over = ""
     if result.over_budget:  # what had to be kept exceeded the budget: say which kinds
         forced_by = sorted(result.verbatim_tokens, key=lambda k: -result.verbatim_tokens[k])
         over = "; over budget, kept verbatim: " + (", ".join(forced_by) or "marked spans")
     print(
         f"promptpress: {result.original_tokens} -> {result.compressed_tokens} tokens "
-        f"(rate {result.rate:.3f}, {result.ratio:.2f}x) with {result.model} [{args.backend}]{over}",
+        f"(rate {result.rate:.3f}, {result.ratio:.2f}x) with {result.model} [{backend}]{over}",
         file=sys.stderr,
     )
-    return 0
