@@ -91,6 +91,12 @@ def select_global(
     order = free[np.argsort(-probs[free], kind="stable")]
     cumulative = np.cumsum(counts[order])
     forced_tokens = int(counts[forced].sum())
+    free_tokens = int(counts[free].sum())
+    if forced_tokens >= budget and free_tokens:
+        # what must be kept verbatim fills the budget alone: the rest still keeps the requested
+        # share of itself instead of vanishing (the result reports the call as over budget)
+        share = budget / (forced_tokens + free_tokens)
+        budget = forced_tokens + max(1, round(share * free_tokens))
     splits = np.cumsum(sizes)[:-1]
 
     def masks_for(n_free: int) -> tuple[list[np.ndarray], int]:

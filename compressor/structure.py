@@ -68,6 +68,7 @@ _NUMBER = re.compile(
 )
 _TRAILING = ".,;:!?)]}'\""
 _CODE_SYMBOLS = frozenset("(){}[]=<>;")
+_BULLET = re.compile(r"(?:[-*+]|\d+[.)])\s+\S")
 _COMMENT_STARTS = ("#", "//", "/*", "*", '"""', "'''")
 _CODE_KEYWORD = re.compile(
     r"^\s*(?:def|class|import|from\s+\S+\s+import|return|if|elif|else\s*:|for|while|try\s*:|except|"
@@ -119,8 +120,13 @@ def _code_line(line: str) -> bool | None:
         return None
     if _CODE_KEYWORD.match(line):
         return True
-    symbols = sum(c in _CODE_SYMBOLS for c in stripped)
-    return symbols / len(stripped) >= 0.06 and (stripped[-1] in ":{;(,[)]}" or "=" in stripped)
+    if _BULLET.match(stripped):  # a markdown list item is prose, whatever its inline code
+        return False
+    rest = _INLINE_CODE.sub("", stripped).strip()  # inline code does not make its line code
+    if len(rest) < 10:
+        return None
+    symbols = sum(c in _CODE_SYMBOLS for c in rest)
+    return symbols / len(rest) >= 0.06 and (rest[-1] in ":{;(,[)]}" or "=" in rest)
 
 
 def _code_lines(text: str) -> Iterable[Span]:
