@@ -166,13 +166,9 @@ def build_units(
     force_occ, force_ids, banned_ranges = _drop_wins(force, _ranges(keep_spans), _ranges(banned))
     kept = merge_spans(np.concatenate([force_occ, _ranges(keep_spans), verbatim]))
     protected = merge_spans(np.concatenate([kept, banned_ranges]))
-    ids = word_ids(_protected_starts(starts, offsets, protected))
-    n = int(ids[-1]) + 1 if len(ids) else 0
-    spans = word_spans(offsets, ids, n)
-    probs = word_probabilities(token_probs.astype(np.float64), ids, n, token_to_word)
-    window = np.zeros(n, dtype=np.int64)
-    if n:
-        window[ids[::-1]] = token_window[::-1]  # first token's window wins
+    starts = _protected_starts(starts, offsets, protected)
+    spans, probs, window = _words(starts, offsets, token_probs, token_window, token_to_word)
+    n = len(spans)
     if len(verbatim):
         spans = stretch(spans, kept[overlapping(kept, verbatim) >= 0])
     forced = overlapping(spans, kept) >= 0
@@ -196,6 +192,24 @@ def build_units(
         counts=count(text, spans),
         banned=banned_units & ~forced,
     )
+
+
+def _words(
+    starts: np.ndarray,
+    offsets: np.ndarray,
+    token_probs: np.ndarray,
+    token_window: np.ndarray,
+    token_to_word: Literal["mean", "first"],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each word's character span, keep probability and window (its first token's)."""
+    ids = word_ids(starts)
+    n = int(ids[-1]) + 1 if len(ids) else 0
+    spans = word_spans(offsets, ids, n)
+    probs = word_probabilities(token_probs.astype(np.float64), ids, n, token_to_word)
+    window = np.zeros(n, dtype=np.int64)
+    if n:
+        window[ids[::-1]] = token_window[::-1]  # first token's window wins
+    return spans, probs, window
 
 
 def _add_lonely(

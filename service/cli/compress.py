@@ -29,6 +29,41 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--rate", type=rate, default=0.5, help="fraction of tokens to keep, in (0, 1] (default 0.5)"
     )
     budget.add_argument("--target-tokens", type=positive_int, help="token budget instead of a rate")
+    _add_selection_flags(p)
+    _add_structure_flags(p)
+    p.add_argument(
+        "--split", metavar="SEP", help="split the input into several contexts at SEP (e.g. '\\n\\n\\n')"
+    )
+    p.add_argument(
+        "--question",
+        metavar="TEXT",
+        help="question-aware: the paragraphs (or sentence groups) of the input share the budget by "
+        "embedding relevance to TEXT, relevant ones keeping more",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="builtin:NAME (promptpress's own; default builtin:minilm-qmsum-v0), package:NAME "
+        "(`promptpress models`), a local checkpoint directory or a hub id",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("torch", "int8", "onnx", "onnx-int8"),
+        default="torch",
+        help="inference path: torch fp32 (default), torch int8, ONNX Runtime fp32 or int8 (the 'fast' extra)",
+    )
+    p.add_argument(
+        "--cache", metavar="URL", help="segment cache: redis://host:port/0, memory://, disk:///path"
+    )
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument(
+        "--words", action="store_true", help="with --json: include per-word probabilities and labels"
+    )
+    p.set_defaults(handler=run)
+
+
+def _add_selection_flags(p: argparse.ArgumentParser) -> None:
+    """What is always kept, and how the budget is applied."""
     p.add_argument(
         "--force",
         action="append",
@@ -48,31 +83,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="global",
         help="global budget (default) or llmlingua's per-window percentile",
     )
-    p.add_argument("--windowing", choices=("stable", "greedy"), default="stable")
-    _add_structure_flags(p)
     p.add_argument(
-        "--split", metavar="SEP", help="split the input into several contexts at SEP (e.g. '\\n\\n\\n')"
+        "--windowing",
+        choices=("stable", "greedy"),
+        default="stable",
+        help="stable (default): windows cut where the text says so, so a passage scores the same in "
+        "any prompt and its scores can be cached; greedy: llmlingua's full windows",
     )
-    p.add_argument(
-        "--question",
-        metavar="TEXT",
-        help="question-aware: the contexts (or the paragraphs of one text) share the budget by "
-        "embedding relevance to TEXT, relevant ones keeping more (needs sentence-transformers)",
-    )
-    p.add_argument(
-        "--model",
-        default=None,
-        help="checkpoint: local path, package:NAME or hub id (default: the shipped model)",
-    )
-    p.add_argument("--backend", choices=("torch", "int8", "onnx", "onnx-int8"), default="torch")
-    p.add_argument(
-        "--cache", metavar="URL", help="segment cache: redis://host:port/0, memory://, disk:///path"
-    )
-    p.add_argument("--json", action="store_true", help="print the full result as JSON")
-    p.add_argument(
-        "--words", action="store_true", help="with --json: include per-word probabilities and labels"
-    )
-    p.set_defaults(handler=run)
 
 
 def _add_structure_flags(parser: argparse.ArgumentParser) -> None:
