@@ -12,12 +12,10 @@ safetensors are needed: the base install.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-from .packaged import AssetError, cache_dir, resolve_local, sha256_file
+from .packaged import AssetError, cache_dir, resolve_local, save_checkpoint, sha256_file
 from .quiet import quiet_transformers
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -54,15 +52,8 @@ def materialize(name: str) -> Path:
     if (target / "config.json").is_file():
         return target
     model, tokenizer = merged_model(meta, weights)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     with quiet_transformers():
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    if target.exists():  # built meanwhile by another process
-        shutil.rmtree(tmp)
-    else:
-        os.replace(tmp, target)
-    return target
+        return save_checkpoint(model, tokenizer, target)
 
 
 def merged_model(meta: dict[str, Any], weights: Path) -> tuple[Any, Any]:

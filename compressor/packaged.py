@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 
 class AssetError(RuntimeError):
@@ -36,6 +37,20 @@ def cache_dir() -> Path:
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def save_checkpoint(model: Any, tokenizer: Any, target: Path) -> Path:
+    """Write a model and its tokenizer to `target` as an ordinary checkpoint directory, atomically: a
+    process-private temporary directory renamed into place (if another process got there first, its
+    copy stays and ours is removed)."""
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if target.exists():
+        shutil.rmtree(tmp)
+    else:
+        os.replace(tmp, target)
+    return target
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..assets import DEFAULT_DECODER, cache_dir, resolve
+from ..packaged import save_checkpoint
 
 _DTYPES = {
     "float32": torch.float32,
@@ -69,10 +69,4 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = target.with_name(target.name + ".tmp")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if target.exists():  # another process converted it meanwhile
-        shutil.rmtree(tmp)
-    else:
-        os.replace(tmp, target)
+    save_checkpoint(model, tokenizer, target)
