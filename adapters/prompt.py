@@ -36,9 +36,10 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import Field, field_validator, model_validator
 
 from promptpress.compressor import count_tokens
+from promptpress.compressor.query_aware import question_aware
 
 from .messages import find_pieces, normalize_roles, rebuild, segments_to_compress
-from .shared import CompressorFields, question_aware
+from .shared import CompressorFields
 
 __all__ = ["EVENT", "PromptCompressorRunnable", "PromptInput"]
 

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from promptpress.cache import SegmentCache, open_cache
 from promptpress.compressor import CompressOptions, Compressor, load_compressor
-from promptpress.compressor.query_aware import QuestionAwareCompressor
 
 __all__ = [
     "CompressorFields",
@@ -26,7 +25,6 @@ __all__ = [
 ]
 
 DEFAULT_CACHE = "memory://?max_bytes=64MiB"
-_question_aware: dict[int, QuestionAwareCompressor] = {}
 CacheArg = SegmentCache | str | None  # a cache object, a spec such as "redis://host:6379/0", or none
 
 _lock = threading.Lock()
@@ -59,17 +57,6 @@ def shared_compressor(cache: CacheArg = None) -> Compressor:
             entry = (opened, load_compressor(cache=opened))
             _shared[key] = entry
     return entry[1]
-
-
-def question_aware(compressor: Compressor) -> QuestionAwareCompressor:
-    """One `QuestionAwareCompressor` per compressor object (its embedding cache shared by every adapter
-    using that compressor)."""
-    with _lock:
-        qa = _question_aware.get(id(compressor))
-        if qa is None or qa.compressor is not compressor:
-            qa = QuestionAwareCompressor(compressor)
-            _question_aware[id(compressor)] = qa
-        return qa
 
 
 def resolve_compressor(compressor: Compressor | None, cache: CacheArg) -> Compressor:

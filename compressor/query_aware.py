@@ -43,6 +43,7 @@ __all__ = [
     "cosine_scores",
     "load_sentence_model",
     "paragraphs",
+    "question_aware",
     "sentence_embedder",
     "split_budget",
 ]
@@ -50,8 +51,8 @@ __all__ = [
 DEFAULT_EMBEDDING_MODEL = "package:all-minilm-l6-v2"
 Embed = Callable[[list[str]], list[list[float]]]  # texts -> vectors (any scale: cosines are taken)
 
-_PARAGRAPHS = re.compile(r"\n\s*\n")
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+PARAGRAPH_BREAK = re.compile(r"\n\s*\n")  # a blank line
+SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")  # the whitespace after a sentence
 MIN_UNITS = 4  # fewer paragraphs than this: relevance is scored on sentence groups instead
 MIN_GROUP_CHARS = 240  # a sentence group holds at least this many characters (~50 tokens)
 _lock = threading.Lock()
@@ -105,7 +106,7 @@ def cosine_scores(query: Sequence[float], documents: Sequence[Sequence[float]]) 
 
 def paragraphs(text: str) -> list[str]:
     """The non-empty paragraphs of `text` (cut at blank lines), stripped."""
-    return [p.strip() for p in _PARAGRAPHS.split(text) if p.strip()]
+    return [p.strip() for p in PARAGRAPH_BREAK.split(text) if p.strip()]
 
 
 def _tight_spans(
@@ -128,7 +129,7 @@ def _tight_spans(
 def _sentence_groups(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Consecutive sentences of text[start:end] grouped to at least `MIN_GROUP_CHARS` characters."""
     groups: list[tuple[int, int]] = []
-    for a, b in _tight_spans(text, _SENTENCE_END, start, end):
+    for a, b in _tight_spans(text, SENTENCE_END, start, end):
         if groups and groups[-1][1] - groups[-1][0] < MIN_GROUP_CHARS:
             groups[-1] = (groups[-1][0], b)
         else:
@@ -143,7 +144,7 @@ def split_units(text: str, min_units: int = MIN_UNITS) -> tuple[list[str], list[
     """The units relevance is scored on: the paragraphs of `text`, or groups of sentences when it has
     fewer than `min_units` paragraphs (a news article, a review); and the original whitespace before
     each unit ("" before the first), to put the compressed units back together."""
-    spans = _tight_spans(text, _PARAGRAPHS)
+    spans = _tight_spans(text, PARAGRAPH_BREAK)
     if len(spans) < min_units:
         spans = [group for a, b in spans for group in _sentence_groups(text, a, b)]
     units = [text[a:b] for a, b in spans]
@@ -280,3 +281,18 @@ class QuestionAwareCompressor:
     def _count(self, text: str) -> int:
         encoding = getattr(self.compressor, "encoding", None)
         return count_tokens(text, encoding.name if encoding is not None else DEFAULT_ENCODING)
+
+
+_question_aware: dict[int, QuestionAwareCompressor] = {}
+_question_aware_lock = threading.Lock()
+
+
+def question_aware(compressor: Compressor) -> QuestionAwareCompressor:
+    """One `QuestionAwareCompressor` per compressor object in this process, so the service's runner
+    and every adapter using that compressor share its embedding cache."""
+    with _question_aware_lock:
+        qa = _question_aware.get(id(compressor))
+        if qa is None or qa.compressor is not compressor:
+            qa = QuestionAwareCompressor(compressor)
+            _question_aware[id(compressor)] = qa
+        return qa

@@ -25,19 +25,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from promptpress.compressor.query_aware import PARAGRAPH_BREAK, SENTENCE_END
 from promptpress.compressor.tokens import count_tokens
 
 from .policy import Slot
 
-Source = Literal["explicit", "body", "header", "last-user-message", "trailing", "off", "none"]
+Source = Literal["explicit", "last-user-message", "trailing", "off", "none"]
 
 MAX_TRAILING_CHARS = 1000  # a tail longer than this is not "the question" but more context
 MAX_TRAILING_SENTENCES = 3
 _LABEL = re.compile(
     r"^[ \t]*(?:#+[ \t]*)?(?:question|query|q|task|instruction)[ \t]*[:：][ \t]*", re.I | re.M
 )
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
 _ASKS = re.compile(
     r"^\W*(?:please\s+)?(?:what|who|whom|whose|when|where|why|how|which|is|are|does|do|did|can|could|"
     r"should|would|summari[sz]e|answer|explain|describe|list|write|give|tell|translate|extract|classify|"
@@ -61,14 +60,14 @@ def trailing_question(text: str) -> int | None:
     labels = list(_LABEL.finditer(body))
     if labels and len(body) - labels[-1].start() <= MAX_TRAILING_CHARS and body[labels[-1].end() :].strip():
         return labels[-1].start()
-    breaks = list(_PARAGRAPH_BREAK.finditer(body))
+    breaks = list(PARAGRAPH_BREAK.finditer(body))
     if breaks:
         start = breaks[-1].end()
         tail = body[start:]
         if len(tail) <= MAX_TRAILING_CHARS and len(_sentences(tail)) <= MAX_TRAILING_SENTENCES:
             if "?" in tail or _ASKS.match(tail):
                 return start
-    sentences = list(_SENTENCE_END.finditer(body))
+    sentences = list(SENTENCE_END.finditer(body))
     starts = [0] + [m.end() for m in sentences]
     for k in range(1, MAX_TRAILING_SENTENCES + 1):
         if k >= len(starts):
@@ -83,23 +82,19 @@ def trailing_question(text: str) -> int | None:
 
 
 def _sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE_END.split(text.strip()) if s]
+    return [s for s in SENTENCE_END.split(text.strip()) if s]
 
 
-def explicit_question(body_value: str | None, header_value: str | None) -> Question | None:
-    """Rule 1: the body field, then the header; "off" turns question-aware compression off."""
-    given: tuple[tuple[str | None, Source], ...] = ((body_value, "body"), (header_value, "header"))
-    for value, source in given:
-        if value is None:
-            continue
-        text = value.strip()
-        if text.lower() == "off":
-            return Question(None, "off")
-        if text.lower() == "auto":
-            return None
-        if text:
-            return Question(text, source)
-    return None
+def explicit_question(value: str | None) -> Question | None:
+    """Rule 1 on the request's resolved setting (`Policy.question`: the body field over the header over
+    the service setting): "off" turns question-aware compression off, "auto" (or nothing) leaves the
+    question to the other rules, any other text is the question."""
+    text = (value or "").strip()
+    if not text or text.lower() == "auto":
+        return None
+    if text.lower() == "off":
+        return Question(None, "off")
+    return Question(text, "explicit")
 
 
 def chat_question(

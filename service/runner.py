@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from promptpress.compressor import CompressionResult, CompressOptions, Compressor
-from promptpress.compressor.query_aware import QuestionAwareCompressor
+from promptpress.compressor.query_aware import question_aware
 
 
 class CompressionTimeout(TimeoutError):
@@ -42,7 +42,6 @@ class CompressionRunner:
         self._slots: asyncio.Semaphore | None = None
         self._running = 0
         self._lock = threading.Lock()
-        self._question_aware: QuestionAwareCompressor | None = None  # built on the first question
 
     @property
     def running(self) -> int:
@@ -76,13 +75,10 @@ class CompressionRunner:
     def _compress(self, contexts: list[str], options: CompressOptions, question: str | None) -> Timed:
         with self._lock:
             self._running += 1
-            if question is not None and self._question_aware is None:
-                self._question_aware = QuestionAwareCompressor(self.compressor)
-            question_aware = self._question_aware
         start = time.perf_counter()
         try:
-            if question is not None and question_aware is not None:
-                result = question_aware.compress_for_question(
+            if question is not None:
+                result = question_aware(self.compressor).compress_for_question(
                     contexts, question, options.rate, options=options
                 )
             else:

@@ -94,9 +94,9 @@ class ProxyServing(ABC, Generic[RequestT]):
     def _question(self, data: dict[str, Any], slots: list[Slot], policy: Policy) -> Question:
         if not slots:
             return Question(None, "none")
-        explicit = explicit_question(policy.question, None)  # the header's or body field's (body wins)
+        explicit = explicit_question(policy.question)
         if explicit is not None:
-            return explicit if explicit.source == "off" else replace(explicit, source="explicit")
+            return explicit
         return self.find_question(data, slots)
 
     async def _find_slots(self, body: JSONBody, data: dict[str, Any], policy: Policy) -> list[Slot]:

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from promptpress.service.question import chat_question, explicit_question, text_question, trailing_question
+from promptpress.service.question import (
+    Question,
+    chat_question,
+    explicit_question,
+    text_question,
+    trailing_question,
+)
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "longbench"
 
@@ -67,9 +73,9 @@ def test_a_question_that_is_the_whole_text_is_not_split():
 
 
 def test_explicit_question_wins_and_off_disables():
-    assert explicit_question("Who?", "Where?").text == "Who?"
-    assert explicit_question(None, "Where?").source == "header"
-    assert explicit_question("off", None).source == "off"
-    assert explicit_question(None, "OFF").text is None
-    assert explicit_question("auto", "Where?") is None  # auto: the rules decide
-    assert explicit_question(None, None) is None
+    assert explicit_question("Who?") == Question("Who?", "explicit")
+    assert explicit_question(" Where? ").text == "Where?"
+    assert explicit_question("off").source == "off"
+    assert explicit_question("OFF").text is None
+    assert explicit_question("auto") is None  # auto: the rules decide
+    assert explicit_question(None) is None

@@ -60,6 +60,14 @@ def test_explicit_question_header_and_off(client):
     blind_headers, blind = _chat(client, messages)  # no question in the request: question-blind
     assert blind_headers["x-promptpress-question-source"] == "none"
     assert off["messages"][0]["content"] == blind["messages"][0]["content"]
+    both_headers, both = _chat(  # the body field wins over the header
+        client,
+        messages,
+        extra_headers={"X-Promptpress-Question": "off"},
+        extra_body={"promptpress": {"question": "How do bees tell where flowers are?"}},
+    )
+    assert both_headers["x-promptpress-question-source"] == "explicit"
+    assert both["messages"][0]["content"] == sent["messages"][0]["content"]
 
 
 def test_completions_prompt_with_a_trailing_question(make_proxy):
