@@ -79,6 +79,11 @@ _OPTION_TYPES: dict[str, Any] = {
 }
 
 
+def is_redis_spec(spec: str) -> bool:
+    """True when `spec` names a Redis or Redis Cluster cache (which needs the 'redis' extra)."""
+    return urlsplit(spec.strip()).scheme.lower() in _REDIS_SCHEMES
+
+
 def _split(spec: str) -> tuple[str, Any, dict[str, Any], list[tuple[str, str]]]:
     if not isinstance(spec, str):
         raise TypeError(f"cache spec must be a str or None, got {type(spec).__name__}")

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from promptpress.cache import open_cache
+from promptpress.cache.factory import is_redis_spec
 from promptpress.compressor.extras import require
 from promptpress.compressor.structure import KINDS
 
@@ -170,13 +172,7 @@ def _read_input(name: str) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.backend.startswith("onnx"):
         require("the ONNX backends (--backend onnx, onnx-int8)", "fast")
-    if args.cache and args.cache.split(":", 1)[0] in (
-        "redis",
-        "rediss",
-        "unix",
-        "redis+cluster",
-        "rediss+cluster",
-    ):
+    if args.cache and is_redis_spec(args.cache):
         require("the Redis cache (--cache redis://...)", "redis")
     text = _read_input(args.file)
     from promptpress.compressor import AssetError, ModelError, OptionsError, load_compressor
@@ -185,8 +181,6 @@ def run(args: argparse.Namespace) -> int:
     contexts: list[str] | str = text.split(unescape(args.split)) if args.split else text
     cache = None
     if args.cache:
-        from promptpress.cache import open_cache
-
         cache = open_cache(args.cache)
     try:
         compressor = load_compressor(args.model, backend=args.backend, cache=cache)
