@@ -2,11 +2,19 @@
 
     python benchmarks/bench_answer_kept.py [--data DIR] [--limit 102] [--rates 0.5,0.33,0.2]
         [--methods truncate,random,surprisal,classifier,classifier:package:all-minilm-l6-v2] [--threads 2]
+    python benchmarks/bench_answer_kept.py --suite qmsum_heldout [--qmsum ../shared/data/qmsum-train] ...
 
 On `squad_longdoc` (default: the suite `promptpress eval` builds; `--data` takes a directory from
 `promptpress eval build-squad`), every method compresses each context once per rate, question-blind
 (a question-aware method such as `classifier_qa` compresses it for each question), and each question's `answer_kept` is the share of its gold answer's words left in the compressed
-context (`promptpress.eval.metrics.answer_kept`, the metric's own normalisation). It is the
+context (`promptpress.eval.metrics.answer_kept`, the metric's own normalisation), divided by the
+share left in the uncompressed context (1 for SQuAD's extractive answers; QMSum's answers are
+written by annotators, so only their words that occur in the context count; questions with none are
+skipped). `--suite qmsum_heldout` asks the held-out QMSum meetings' specific queries over their
+relevant turns (`promptpress.eval.qmsum_qa.heldout_samples`, 97 questions, ~840 words per
+context; meetings the training never sees); their answers are sentences, so only their content
+words count (`training.answers.content_words`: "that", "was", "should" would otherwise reward
+keeping function words). It is the
 compressor-only half of a QA score: a reader cannot answer from words that are gone. Methods are the
 names `promptpress eval run --methods` takes; `surprisal` (the default model's teacher) is slow, a
 0.5B LM in fp32. Prints a markdown table: mean answer kept (%) per method and rate, the ratio
@@ -17,6 +25,7 @@ written.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -27,7 +36,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--suite", choices=["squad_longdoc", "qmsum_heldout"], default="squad_longdoc")
     parser.add_argument("--data", type=Path, default=None, help="directory holding squad_longdoc.jsonl")
+    parser.add_argument(
+        "--qmsum", type=Path, default=Path("../shared/data/qmsum-train"), help="QMSum folder (qmsum_heldout)"
+    )
     parser.add_argument("--limit", type=int, default=102, help="questions (the first N of the suite)")
     parser.add_argument("--rates", default="0.5,0.33,0.2")
     parser.add_argument(
@@ -39,19 +52,33 @@ def main() -> int:
 
     import torch
 
+    from promptpress.compressor.training.answers import content_words
     from promptpress.eval.longbench import load_dataset
     from promptpress.eval.methods import QuestionAware, parse_methods
     from promptpress.eval.metrics import answer_kept
+    from promptpress.eval.qmsum_qa import HELDOUT_DATASET, heldout_samples
     from promptpress.eval.squad_longdoc import DATASET, ensure_suite
 
     torch.set_num_threads(args.threads)
     rates = [float(r) for r in args.rates.split(",")]
-    samples = load_dataset(args.data or ensure_suite(), DATASET, limit=args.limit)
+    if args.suite == HELDOUT_DATASET:  # written answers: count their content words only
+        dataset = HELDOUT_DATASET
+        samples = [
+            dataclasses.replace(s, answers=tuple(content_words(a) for a in s.answers))
+            for s in heldout_samples(args.qmsum)[: args.limit]
+        ]
+    else:
+        dataset, samples = DATASET, load_dataset(args.data or ensure_suite(), DATASET, limit=args.limit)
+    full = {s.id: answer_kept(dataset, s.context, s.answers) or 0.0 for s in samples}
+    samples = [s for s in samples if full[s.id] > 0]
     contexts: dict[str, list] = {}
     for sample in samples:
         contexts.setdefault(sample.context, []).append(sample)
     methods = parse_methods(args.methods, seed=args.seed)
-    print(f"{len(samples)} questions on {len(contexts)} contexts; methods {args.methods}", file=sys.stderr)
+    print(
+        f"{dataset}: {len(samples)} questions on {len(contexts)} contexts; methods {args.methods}",
+        file=sys.stderr,
+    )
 
     kept: dict[tuple[str, float], list[float]] = {}
     tokens: dict[tuple[str, float], list[tuple[int, int]]] = {}
@@ -69,8 +96,8 @@ def main() -> int:
                     tokens.setdefault((method.name, rate), []).append(
                         (result.original_tokens, result.compressed_tokens)
                     )
-                    value = answer_kept(DATASET, result.compressed_text, sample.answers)
-                    kept.setdefault((method.name, rate), []).append(float(value or 0.0))
+                    value = answer_kept(dataset, result.compressed_text, sample.answers)
+                    kept.setdefault((method.name, rate), []).append(float(value or 0.0) / full[sample.id])
             seconds[method.name] = seconds.get(method.name, 0.0) + time.perf_counter() - start
         print(f"context {n}/{len(contexts)} done", file=sys.stderr)
 
@@ -84,8 +111,8 @@ def main() -> int:
         per_context = seconds[method.name] / len(contexts)
         print(f"| {method.name} | {' | '.join(cells)} | {ratio:.2f}x | {per_context:.2f} |")
     print(
-        f"\nanswer kept: mean share of the gold answer's words left in the compressed context, "
-        f"{len(samples)} questions, {len(contexts)} contexts; torch threads {args.threads}"
+        f"\n{dataset}, answer kept: mean share of the gold answer's words left in the compressed context "
+        f"(of those in the full context), {len(samples)} questions, {len(contexts)} contexts; torch threads {args.threads}"
     )
     return 0
 

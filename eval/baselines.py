@@ -21,6 +21,7 @@ import numpy as np
 from promptpress.compressor.options import CompressOptions
 from promptpress.compressor.result import CompressionResult, ContextResult
 from promptpress.compressor.tokens import DEFAULT_ENCODING, get_encoding
+from promptpress.compressor.training.lexical import lexical_scores
 from promptpress.compressor.training.surprisal import SurprisalTeacher
 
 _WORD = re.compile(r"\s*\S+")
@@ -209,3 +210,21 @@ class SurprisalDropCompressor(_WordDropCompressor):
             while len(self._recent) > 8:
                 self._recent.popitem(last=False)
         return np.argsort(-self._recent[key], kind="stable").tolist()
+
+
+class LexicalDropCompressor(_WordDropCompressor):
+    """Keep the words the lexical teacher (`training.lexical`) scores highest: rare words, numbers,
+    names and their neighbours, from word statistics alone (the `train label --teacher lexical`
+    signal used as a compressor, for comparing a student with its teacher)."""
+
+    name = "lexical"
+    method = "lexical_drop"
+
+    def _order(self, text: str, words: list[str], lengths: list[int]) -> list[int]:
+        spans, at = [], 0
+        for word in words:  # each piece is whitespace + word: score the word itself
+            start = at + len(word) - len(word.lstrip())
+            spans.append((start, at + len(word)))
+            at += len(word)
+        scores = lexical_scores(text, np.array(spans, dtype=np.int64).reshape(-1, 2))
+        return np.argsort(-scores, kind="stable").tolist()

@@ -4,6 +4,7 @@
 - `truncate` (keep the head), `truncate_head_tail`, `random` (seeded word drop): baselines;
 - `surprisal` or `surprisal:MODEL`: words ranked by a causal LM's self-information (the token
   classifier's teacher; default LM: the packaged Qwen2.5-Coder-0.5B, slow on a CPU);
+- `lexical`: words ranked by the lexical teacher (rarity, numbers, names, spans; no model);
 - `classifier` or `classifier:MODEL`: the token-classification compressor (`load_compressor`);
 - `classifier_qa[:MODEL]`: the same behind a question-aware budget (paragraphs share the context's
   budget by embedding relevance to the question: `promptpress.compressor.query_aware`);
@@ -30,7 +31,12 @@ from promptpress.compressor.query_aware import QuestionAwareCompressor
 from promptpress.compressor.result import CompressionResult, ContextResult
 from promptpress.compressor.tokens import count_tokens
 
-from .baselines import RandomDropCompressor, SurprisalDropCompressor, TruncationCompressor
+from .baselines import (
+    LexicalDropCompressor,
+    RandomDropCompressor,
+    SurprisalDropCompressor,
+    TruncationCompressor,
+)
 from .reader import Reader
 from .soft_reader import SoftReader, load_soft
 
@@ -41,6 +47,7 @@ BUILTIN = (
     "truncate_head_tail",
     "random",
     "surprisal",
+    "lexical",
     "classifier",
     "classifier_qa",
     "soft",
@@ -158,6 +165,8 @@ def make_method(
         return Method(spec, TruncationCompressor("head" if spec == "truncate" else "head_tail"))
     if spec == "random":
         return Method(spec, RandomDropCompressor(seed=seed))
+    if spec == "lexical":
+        return Method(spec, LexicalDropCompressor())
     if spec == "surprisal" or spec.startswith("surprisal:"):
         return Method(spec, SurprisalDropCompressor(spec.partition(":")[2] or None))
     head, _, model_spec = spec.partition(":")

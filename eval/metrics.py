@@ -188,6 +188,8 @@ DATASET2METRIC: dict[str, Metric] = {
     "repobench-p": code_sim_score,
     # promptpress's own long-document suite (see squad_longdoc.py)
     "squad_longdoc": qa_f1_score,
+    # QMSum's specific queries over their relevant turns, held-out meetings (see qmsum_qa.py)
+    "qmsum_heldout": qa_f1_score,
 }
 
 

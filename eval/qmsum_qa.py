@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from promptpress.compressor.training.labels import LabelledWindow
-from promptpress.compressor.training.qmsum import read_meeting
+from promptpress.compressor.training.qmsum import qmsum_examples, read_meeting
 
 from .baselines import RandomDropCompressor, TruncationCompressor
-from .longbench import Prompt
+from .longbench import Prompt, Sample
 from .metrics import qa_f1_score
 from .reader import OpenAIReader
 
+HELDOUT_DATASET = "qmsum_heldout"
 PROMPT = (
     "Answer the question based on the meeting transcript below. Answer in a few sentences.\n\n"
     "Transcript:\n{context}\n\nQuestion: {question}\nAnswer:"
@@ -70,3 +71,20 @@ def qa_f1(
                 ]
                 table[name][f"{rate:g}"] = sum(scores) / len(scores)
     return table
+
+
+def heldout_samples(data: str | Path = "../shared/data/qmsum-train") -> list[Sample]:
+    """The held-out meetings' specific queries as LongBench samples (`qmsum_heldout`): the query,
+    its relevant turns as the context, the annotator's answer. The meeting split is the training
+    corpus's own (`qmsum.is_held_out`), so no context was trained on."""
+    return [
+        Sample(
+            id=ex.source,
+            dataset=HELDOUT_DATASET,
+            input=ex.question,
+            context=ex.context,
+            answers=(ex.answer,),
+            length=len(ex.context.split()),
+        )
+        for ex in qmsum_examples(data, "heldout")
+    ]

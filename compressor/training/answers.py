@@ -25,6 +25,15 @@ STOPWORDS = frozenset(
 )
 
 
+def content_words(text: str) -> str:
+    """`text` without its stop words (the words `answer_targets` ignores), in order."""
+    return " ".join(
+        t
+        for t in text.split()
+        if normalize(t) not in STOPWORDS and t.lower().strip(".,;:!?'\"()") not in STOPWORDS
+    )
+
+
 def answer_targets(words: Sequence[str], answers: Sequence[str]) -> np.ndarray:
     """Which window words are content words of the gold answers (bool per word)."""
     vocab = set()

@@ -6,7 +6,7 @@ import pytest
 
 from promptpress.compressor import Compressor, OptionsError
 from promptpress.compressor.tokens import count_tokens
-from promptpress.eval.baselines import RandomDropCompressor, TruncationCompressor
+from promptpress.eval.baselines import LexicalDropCompressor, RandomDropCompressor, TruncationCompressor
 from promptpress.eval.longbench import load_dataset
 
 
@@ -17,7 +17,12 @@ def contexts(longbench_dir: Path) -> list[str]:
 
 @pytest.mark.parametrize("rate", [0.5, 0.33, 0.2])
 def test_budgets(contexts: list[str], rate: float) -> None:
-    for compressor in (TruncationCompressor(), TruncationCompressor("head_tail"), RandomDropCompressor(7)):
+    for compressor in (
+        TruncationCompressor(),
+        TruncationCompressor("head_tail"),
+        RandomDropCompressor(7),
+        LexicalDropCompressor(),
+    ):
         assert isinstance(compressor, Compressor)
         for text in contexts:
             result = compressor.compress(text, rate=rate)
@@ -51,3 +56,27 @@ def test_several_contexts_and_bad_options(contexts: list[str]) -> None:
         RandomDropCompressor().compress(contexts[0], rate=1.5)
     with pytest.raises(ValueError, match="keep"):
         TruncationCompressor("middle")  # type: ignore[arg-type]
+
+
+def test_lexical_drop_keeps_names_and_numbers_before_function_words(contexts: list[str]) -> None:
+    text = "The committee met on Tuesday and the chair, Margaret Okonkwo, said that 1,250 homes were flooded."
+    kept = LexicalDropCompressor().compress(text, rate=0.4).compressed_text.split()
+    assert {"Okonkwo,", "1,250"} <= set(kept)
+    assert "the" not in kept and "and" not in kept
+
+
+def test_qmsum_heldout_samples_are_the_held_out_meetings_queries() -> None:
+    from promptpress.compressor.training.answers import content_words
+    from promptpress.compressor.training.qmsum import is_held_out
+    from promptpress.eval.metrics import answer_kept
+    from promptpress.eval.qmsum_qa import HELDOUT_DATASET, heldout_samples
+
+    qmsum = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "qmsum-train"
+    samples = heldout_samples(qmsum)
+    assert len(samples) > 50
+    assert all(is_held_out(s.id.split("#")[0], 0.1) for s in samples)
+    first = samples[0]
+    assert first.dataset == HELDOUT_DATASET and first.input.strip() and first.context.count("\n") > 2
+    words = content_words(first.answers[0]).lower().split()
+    assert words and not {"the", "that", "was", "and"} & set(words)
+    assert answer_kept(HELDOUT_DATASET, first.context, first.answers) is not None
