@@ -1,12 +1,13 @@
-"""The least a Python proxy can do: references for `bench_proxy.py --floor httpx|raw`.
+"""The least a Python proxy can do: references for `bench_proxy.py --floor httpx|aiohttp|raw`.
 
 Bare ASGI apps on the same server as `promptpress serve` (uvicorn), with none of its work: no
 routing framework, no validation, no compression policy, no metrics, no logs, no disconnect
 watcher. Each copies the request body to `$PROMPTPRESS_BENCH_UPSTREAM` + path and the answer back:
 
-- `create_httpx_proxy`: upstream through one pooled `httpx.AsyncClient` (the usual client);
-- `create_aiohttp_proxy`: upstream through one `aiohttp.ClientSession` (C-accelerated parser; aiohttp
-  is not a promptpress dependency: `pip install aiohttp` to run this one);
+- `create_httpx_proxy`: upstream through one pooled `httpx.AsyncClient` (the usual client; httpx is
+  not a dependency of the 'serve' extra: `pip install httpx` to run this one);
+- `create_aiohttp_proxy`: upstream through one `aiohttp.ClientSession` (C-accelerated parser; the
+  client `promptpress serve` uses);
 - `create_raw_proxy`: upstream through hand-written HTTP/1.1 on asyncio streams (keep-alive pool,
   Content-Length bodies only): about the least CPU any client in Python can spend.
 
@@ -21,8 +22,6 @@ import asyncio
 import os
 from typing import Any
 from urllib.parse import urlsplit
-
-import httpx
 
 
 def _app(forward: Any) -> Any:
@@ -53,6 +52,8 @@ def _app(forward: Any) -> Any:
 
 
 def create_httpx_proxy() -> Any:
+    import httpx
+
     upstream = os.environ["PROMPTPRESS_BENCH_UPSTREAM"].rstrip("/")
     client = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_keepalive_connections=256))
 

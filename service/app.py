@@ -33,7 +33,6 @@ from .middleware import BodyLimitMiddleware, ObservabilityMiddleware
 from .ops_routes import BODY_MODELS as OPS_BODY_MODELS
 from .ops_routes import router as ops_router
 from .policy import Policy
-from .proxy import Upstream
 from .proxy_routes import BODY_MODELS
 from .proxy_routes import router as proxy_router
 from .request_body import add_schemas
@@ -46,6 +45,7 @@ from .serving_soft import SoftChatServing
 from .settings import Settings
 from .soft_model import SoftModel, SoftModelUnavailable
 from .state import ServiceState
+from .upstream import Upstream
 
 __all__ = ["create_app"]
 
@@ -82,7 +82,6 @@ def _upstream(settings: Settings) -> Upstream | None:
         read_timeout=settings.upstream_read_timeout,
         write_timeout=settings.upstream_write_timeout,
         max_connections=settings.upstream_max_connections,
-        pools=settings.upstream_pools,
     )
 
 

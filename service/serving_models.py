@@ -3,6 +3,7 @@ model), the upstream's list (when there is one and it answers) followed by their
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -57,7 +58,7 @@ class ModelsServing:
             stream=False,
             metrics=self.state.metrics,
         )
-        data = response.json()["data"] if response.status_code == 200 else None
+        data = json.loads(await response.read())["data"] if response.status == 200 else None
         if not isinstance(data, list):
-            raise ValueError(f"HTTP {response.status_code}")
+            raise ValueError(f"HTTP {response.status}")
         return data

@@ -18,7 +18,6 @@ from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 import anyio
-import httpx
 from fastapi import Request
 from fastapi.responses import Response
 
@@ -26,10 +25,11 @@ from .compression import Report
 from .errors import APIError
 from .openai_models import ChatCompletionRequest, CompletionRequest
 from .policy import Policy, Slot, resolve_policy
-from .proxy import Upstream, json_response, stream_response, until_disconnect
+from .proxy import json_response, stream_response, until_disconnect
 from .question import Question, explicit_question, split_question
 from .request_body import JSONBody, check_text, forwardable
 from .state import ServiceState, request_id
+from .upstream import Upstream, UpstreamResponse
 
 RequestT = TypeVar("RequestT", ChatCompletionRequest, CompletionRequest)
 
@@ -137,7 +137,7 @@ class ProxyServing(ABC, Generic[RequestT]):
         extra = report.headers()
         route = "/v1/" + self.path
 
-        async def send() -> httpx.Response:
+        async def send() -> UpstreamResponse:
             start = time.perf_counter()
             response = await upstream.send(
                 "POST", self.path, content=content, headers=headers, stream=True, metrics=metrics

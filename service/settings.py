@@ -93,13 +93,7 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Seconds to send the request upstream."
     )
     upstream_max_connections: int = Field(
-        default=200, ge=1, description="Size of the pooled upstream connections (httpx)."
-    )
-    upstream_pools: int = Field(
-        default=16,
-        ge=1,
-        description="Independent upstream connection pools used in turn (httpx scans its whole pool on "
-        "every request; several small pools keep that cheap under high concurrency).",
+        default=200, ge=1, description="Most connections open to the upstream at once (one aiohttp pool)."
     )
     allowed_models: CommaList = Field(
         default_factory=list,

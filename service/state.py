@@ -16,11 +16,11 @@ from .errors import APIError
 from .metrics import Metrics, cache_down
 from .openai_models import HealthResponse
 from .policy import Policy
-from .proxy import Upstream
 from .request_body import JSONBody, read_json
 from .runner import CompressionRunner
 from .settings import Settings
 from .soft_model import SoftModel
+from .upstream import Upstream
 
 
 @dataclass

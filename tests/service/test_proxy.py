@@ -262,14 +262,14 @@ def test_cookies_an_upstream_sets_never_reach_it_again(make_proxy):
         return response
 
     with ServerThread(Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])) as upstream:
-        client = openai_client(make_proxy(upstream_url=upstream.url + "/v1", upstream_pools=1))
+        client = openai_client(make_proxy(upstream_url=upstream.url + "/v1"))
         for _ in range(2):
             client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
     assert received == [None, None]
 
 
 def test_upstream_proxy_comes_from_the_environment(monkeypatch):
-    from promptpress.service.proxy import environment_proxy
+    from promptpress.service.upstream import environment_proxy
 
     for name in (
         "HTTP_PROXY",
