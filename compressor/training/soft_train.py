@@ -1,18 +1,20 @@
-"""Distillation training of the concept encoder (LoRA + queries + projection).
+"""Training the concept encoder (LoRA + queries + projection): the loop, checkpoints, resume.
 
-For each (context, question, answer) the frozen decoder is the teacher: it reads
-``prefix + context tokens + question + answer``. The student is the same frozen decoder reading
-``prefix + concept embeddings(context) + question + answer``. The loss compares their hidden
-states at the positions that predict the answer tokens, layer by layer, each layer scaled by the
-teacher's standard deviation (smooth L1), as in CompLLM. Only the encoder's small weights learn.
+A run has two stages over one optimizer: the first `reconstruct_steps` steps train segment
+reconstruction, the rest answer distillation (`soft_objectives`). Each optimizer step reads
+``batch_size x grad_accum`` examples: `grad_accum` micro-batches of `batch_size` examples, each
+one padded forward and backward. The device and precision come from `soft_runtime`, the data and
+the stored teacher states from `soft_data`, held-out figures from `soft_eval`, examples/s and the
+ETA from `soft_progress`.
 
-Checkpoints (`checkpoint.pt`: weights, optimizer, step, RNG) are written every `save_every`
-steps and resumed automatically; `train.log` holds one JSON line per step and per evaluation.
+Checkpoints (``checkpoint.pt``: weights, optimizer, step, data order, RNG states, config) are
+written every `save_every` steps and resumed automatically: a run stopped and started again
+continues exactly as if it had not stopped (same batches, same updates). ``train.log`` holds one
+JSON line per step and per evaluation; the trained weights land in ``OUT/final``.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Sequence
@@ -20,123 +22,246 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm
 
 from ..soft.model import ConceptEncoder
 from ..soft.prompt import ChatLayout
-from ..soft.segmenter import Segment, segment_text
 from .qmsum import QAExample
+from .soft_data import Prepared, PreparedSet, TeacherStore, decoder_identity
+from .soft_eval import evaluate
+from .soft_objectives import RECONSTRUCT_PROMPT, distill_loss, reconstruct_loss
+from .soft_progress import JsonLog, Progress, Throughput
+from .soft_runtime import Runtime
+
+STAGES = ("reconstruct", "distill")
+# what decides the batches and their order: a resumed run must keep these as they were
+RESUME_FIXED = (
+    "batch_size",
+    "grad_accum",
+    "reconstruct_steps",
+    "seed",
+    "max_context_tokens",
+    "max_answer_tokens",
+)
 
 
 @dataclass
 class TrainConfig:
     out_dir: str
-    steps: int = 200
-    batch_size: int = 4  # examples per optimizer step (gradient accumulation)
+    steps: int = 200  # optimizer steps, both stages together
+    batch_size: int = 4  # examples per micro-batch (one padded forward and backward)
+    grad_accum: int = 1  # micro-batches per optimizer step
+    reconstruct_steps: int = 0  # the first steps train segment reconstruction, the rest distillation
     lr: float = 2e-4
     weight_decay: float = 0.0
-    warmup_steps: int = 10
+    warmup_steps: int = 10  # linear warm-up at the start of each stage, then constant
     max_context_tokens: int = 384
     max_answer_tokens: int = 48
     eval_every: int = 25
     eval_examples: int = 16
+    eval_segments: int = 64  # held-out segments for the reconstruction figures
     save_every: int = 10
     seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    teacher_cache: str = "disk"  # disk (OUT/teacher-states) | memory | off
+    print_every: int = 1  # without a progress bar: one line per this many steps
+
+    def __post_init__(self) -> None:
+        if min(self.steps, self.batch_size, self.grad_accum, self.save_every, self.eval_every) < 1:
+            raise ValueError("steps, batch_size, grad_accum, save_every and eval_every must be >= 1")
+        if not 0 <= self.reconstruct_steps <= self.steps:
+            raise ValueError(f"reconstruct_steps must be within 0..steps, got {self.reconstruct_steps}")
+
+    @property
+    def examples_per_step(self) -> int:
+        return self.batch_size * self.grad_accum
+
+    def stage(self, step: int) -> str:
+        """The objective of optimizer step `step` (0-based)."""
+        return STAGES[0] if step < self.reconstruct_steps else STAGES[1]
+
+    def lr_at(self, step: int) -> float:
+        start = 0 if step < self.reconstruct_steps else self.reconstruct_steps
+        return self.lr * min(1.0, (step - start + 1) / max(1, self.warmup_steps))
 
 
-@dataclass
-class Prepared:
-    """One example as token ids: context segments, question (with chat suffix), answer."""
+@dataclass(frozen=True)
+class StepRecord:
+    """What one optimizer step did (``acc``: reconstruction token accuracy, None when distilling)."""
 
-    segments: list[tuple[int, ...]]
-    question_ids: list[int]
-    answer_ids: list[int]
+    step: int
+    stage: str
+    loss: float
+    acc: float | None
+    grad_norm: float
+    lr: float
+    seconds: float
 
-
-def prepare(
-    example: QAExample, tokenizer: object, layout: ChatLayout, segment_tokens: int, config: TrainConfig
-) -> Prepared:
-    segments: list[Segment] = segment_text(example.context, tokenizer, segment_tokens)  # type: ignore[arg-type]
-    kept, total = [], 0
-    for seg in segments:
-        if total + len(seg.token_ids) > config.max_context_tokens:
-            break
-        kept.append(seg.token_ids)
-        total += len(seg.token_ids)
-    encoded = tokenizer(example.answer, add_special_tokens=False)  # type: ignore[operator]
-    answer = list(encoded["input_ids"])[: config.max_answer_tokens]
-    eos = getattr(tokenizer, "eos_token_id", None)
-    if eos is not None and len(answer) < config.max_answer_tokens:
-        answer.append(int(eos))
-    return Prepared(kept, layout.question_ids(tokenizer, example.question), answer)
+    def as_log(self, meter: Throughput, total_steps: int) -> dict[str, object]:
+        record = {k: v for k, v in asdict(self).items() if v is not None}
+        record["examples_per_second"] = meter.examples_per_second
+        record["eta_seconds"] = meter.eta_seconds(total_steps - self.step)
+        return record
 
 
-def _answer_states(trunk: torch.nn.Module, embeds: torch.Tensor, n_answer: int) -> list[torch.Tensor]:
-    """Per-layer hidden states at the positions that predict the `n_answer` final tokens."""
-    out = trunk(inputs_embeds=embeds[None], output_hidden_states=True)
-    end = embeds.shape[0] - 1
-    return [h[0, end - n_answer : end] for h in out.hidden_states[1:]]
+class SoftTrainer:
+    """One training run of `encoder` (in place) on `train_examples`, resumable from `out_dir`."""
 
+    def __init__(
+        self,
+        encoder: ConceptEncoder,
+        tokenizer: object,
+        train_examples: Sequence[QAExample],
+        heldout_examples: Sequence[QAExample],
+        config: TrainConfig,
+    ):
+        if not train_examples:
+            raise ValueError("no training examples")
+        self.config = config
+        self.runtime = Runtime.create(config.device, config.precision)
+        self.encoder = encoder.to(self.runtime.device)
+        self.layout = ChatLayout.from_tokenizer(tokenizer)
+        self.prompt_ids = self.layout.question_ids(tokenizer, RECONSTRUCT_PROMPT)
+        budget = (encoder.config.segment_tokens, config.max_context_tokens, config.max_answer_tokens)
+        self.data = PreparedSet(train_examples, tokenizer, self.layout, *budget)
+        heldout = PreparedSet(heldout_examples, tokenizer, self.layout, *budget)
+        self.heldout = heldout.take(range(min(config.eval_examples, len(heldout))))
+        self.out = Path(config.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.store = TeacherStore(
+            config.teacher_cache,
+            decoder_identity(encoder.causal_lm),
+            self.runtime.compute_dtype,
+            self.out / "teacher-states",
+        )
+        self.params = [p for p in encoder.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.step = 0
+        self.order = list(range(len(train_examples)))
+        self.meter = Throughput()
 
-def _layer_loss(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
-    """Mean over layers of smooth L1 between hidden states scaled by the teacher's std."""
-    losses = []
-    for s, t in zip(student, teacher, strict=True):
-        scale = t.float().std().clamp_min(1e-6)
-        losses.append(F.smooth_l1_loss(s.float() / scale, t.float() / scale))
-    return torch.stack(losses).mean()
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
 
+    def run(self, progress: bool = True) -> dict[str, float]:
+        """Train to `config.steps`; returns the last held-out figures and the throughput."""
+        random.seed(self.config.seed)
+        torch.manual_seed(self.config.seed)
+        metrics: dict[str, float] = {}
+        with JsonLog(self.out / "train.log") as log:
+            if self.checkpoint_path.is_file():
+                self._resume(log)
+            else:
+                self._start(log)
+            bar = Progress(self.config.steps, self.step, progress, self.config.print_every)
+            while self.step < self.config.steps:
+                record = self.train_step()
+                bar.update(self.step, record.stage, record.loss, self.meter)
+                log.write(record.as_log(self.meter, self.config.steps))
+                if self.step % self.config.save_every == 0 or self.step == self.config.steps:
+                    self.save_checkpoint()
+                if self.step % self.config.eval_every == 0 or self.step == self.config.steps:
+                    metrics = self._evaluate(log)
+            bar.close()
+            if not metrics:
+                metrics = self._evaluate(log)
+        self.encoder.save(self.out / "final")
+        return {
+            **metrics,
+            "examples_per_second": self.meter.examples_per_second,
+            "seconds_per_step": self.meter.mean_seconds_per_step,
+        }
 
-def distill_loss(
-    encoder: ConceptEncoder, layout: ChatLayout, item: Prepared, with_nll: bool = False
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Teacher-vs-student hidden-state loss for one example (and answer NLLs when `with_nll`)."""
-    embed = encoder.embed_tokens
-    n = len(item.answer_ids)
-    context_ids = [t for seg in item.segments for t in seg]
-    with encoder.reader() as lm:
-        trunk = lm.base_model
-        with torch.no_grad():
-            teacher_in = embed(layout.token_prompt(context_ids, item.question_ids) + item.answer_ids)
-            teacher = _answer_states(trunk, teacher_in, n)
-    concepts = encoder.encode(item.segments) if item.segments else []
-    student_in = torch.cat([layout.embed_prompt(embed, concepts, item.question_ids), embed(item.answer_ids)])
-    with encoder.reader() as lm:
-        student = _answer_states(lm.base_model, student_in, n)
-        loss = _layer_loss(student, teacher)
-        stats = {"loss": loss.item()}
-        if with_nll:  # answer NLLs, and the loss/NLL of reading no context at all (the floor to beat)
-            with torch.no_grad():
-                target = torch.tensor(item.answer_ids)
-                head = lm.get_output_embeddings()
-                bare_in = torch.cat(
-                    [layout.embed_prompt(embed, [], item.question_ids), embed(item.answer_ids)]
-                )
-                bare = _answer_states(trunk, bare_in, n)
-                stats["loss_no_context"] = _layer_loss(bare, teacher).item()
-                for name, states in (("student", student), ("teacher", teacher), ("no_context", bare)):
-                    stats[f"nll_{name}"] = F.cross_entropy(head(states[-1]).float(), target).item()
-    return loss, stats
+    def _start(self, log: JsonLog) -> None:
+        random.Random(self.config.seed).shuffle(self.order)
+        calibration = [seg for item in self.data.take(self.order[:4]) for seg in item.segments]
+        scale = self.encoder.calibrate(calibration)
+        log.write({"event": "start", "config": asdict(self.config), "projection_scale": scale})
+        self._evaluate(log)
 
+    def _evaluate(self, log: JsonLog) -> dict[str, float]:
+        start = time.perf_counter()
+        metrics = evaluate(
+            self.encoder,
+            self.layout,
+            self.prompt_ids,
+            self.heldout,
+            self.store,
+            self.runtime,
+            self.config.eval_segments,
+            self.config.batch_size,
+        )
+        seconds = time.perf_counter() - start
+        log.write({"event": "eval", "step": self.step, **metrics, "seconds": seconds})
+        return metrics
 
-@torch.no_grad()
-def evaluate(encoder: ConceptEncoder, layout: ChatLayout, items: Sequence[Prepared]) -> dict[str, float]:
-    """Mean distillation loss and answer NLLs (student, teacher, no context) over `items`."""
-    was_training = encoder.training
-    encoder.eval()
-    totals: dict[str, float] = {}
-    for item in items:
-        _, stats = distill_loss(encoder, layout, item, with_nll=True)
-        for k, v in stats.items():
-            totals[k] = totals.get(k, 0.0) + v / len(items)
-    encoder.train(was_training)
-    return totals
+    def batch(self, step: int, micro: int) -> list[Prepared]:
+        """The examples of micro-batch `micro` of optimizer step `step` (0-based)."""
+        per_step, size = self.config.examples_per_step, self.config.batch_size
+        first = step * per_step + micro * size
+        return self.data.take([self.order[(first + k) % len(self.order)] for k in range(size)])
 
+    def train_step(self) -> StepRecord:
+        """One optimizer step."""
+        start = time.perf_counter()
+        stage = self.config.stage(self.step)
+        self.encoder.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum, acc_sum = 0.0, 0.0
+        for micro in range(self.config.grad_accum):
+            items = self.batch(self.step, micro)
+            with self.runtime.autocast():
+                if stage == "reconstruct":
+                    loss, acc = reconstruct_loss(self.encoder, self.layout, self.prompt_ids, items)
+                    acc_sum += acc / self.config.grad_accum
+                else:
+                    loss = distill_loss(self.encoder, self.layout, items, self.store)
+            (loss / self.config.grad_accum).backward()
+            loss_sum += loss.item() / self.config.grad_accum
+        lr = self.config.lr_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, 1.0).item()
+        self.optimizer.step()
+        self.runtime.synchronize()
+        seconds = time.perf_counter() - start
+        self.step += 1
+        self.meter.add(self.config.examples_per_step, seconds)
+        return StepRecord(
+            self.step, stage, loss_sum, acc_sum if stage == "reconstruct" else None, grad_norm, lr, seconds
+        )
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
+    def save_checkpoint(self) -> None:
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        state = {
+            "weights": self.encoder.trainable_state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "order": self.order,
+            "python_rng": random.getstate(),
+            "rng": self.runtime.rng_state(),
+            "config": asdict(self.config),
+        }
+        torch.save(state, tmp)
+        tmp.replace(self.checkpoint_path)
+
+    def _resume(self, log: JsonLog) -> None:
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        saved = state.get("config", {})
+        changed = [k for k in RESUME_FIXED if k in saved and saved[k] != getattr(self.config, k)]
+        if changed:
+            was = ", ".join(f"{k}={saved[k]}" for k in changed)
+            raise ValueError(
+                f"{self.checkpoint_path} was written with {was}; resume with the same values "
+                "or train into another folder"
+            )
+        self.encoder.load_trainable(state["weights"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.order = state["step"], state["order"]
+        random.setstate(state["python_rng"])
+        self.runtime.set_rng_state(state.get("rng", {"torch": state.get("torch_rng")}))
+        log.write({"event": "resume", "step": self.step})
 
 
 def train(
@@ -148,85 +273,4 @@ def train(
     progress: bool = True,
 ) -> dict[str, float]:
     """Train `encoder` in place; returns the final held-out metrics. Resumes from `out_dir`."""
-    if not train_examples:
-        raise ValueError("no training examples")
-    seed_everything(config.seed)
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    log = (out / "train.log").open("a")
-    layout = ChatLayout.from_tokenizer(tokenizer)
-    s = encoder.config.segment_tokens
-    heldout = [prepare(e, tokenizer, layout, s, config) for e in heldout_examples[: config.eval_examples]]
-    params = [p for p in encoder.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    step, order = 0, list(range(len(train_examples)))
-    ckpt = out / "checkpoint.pt"
-    if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)
-        encoder.load_trainable(state["weights"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, order = state["step"], state["order"]
-        random.setstate(state["python_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        _log(log, {"event": "resume", "step": step})
-    else:
-        random.Random(config.seed).shuffle(order)
-        calib = [seg for e in train_examples[:4] for seg in prepare(e, tokenizer, layout, s, config).segments]
-        scale = encoder.calibrate(calib)
-        _log(log, {"event": "start", "config": asdict(config), "projection_scale": scale})
-        _log(log, {"event": "eval", "step": 0, **evaluate(encoder, layout, heldout)})
-    encoder.train()
-    metrics: dict[str, float] = {}
-    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train-soft")
-    while step < config.steps:
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        total = 0.0
-        for k in range(config.batch_size):
-            example = train_examples[order[(step * config.batch_size + k) % len(order)]]
-            loss, _ = distill_loss(encoder, layout, prepare(example, tokenizer, layout, s, config))
-            (loss / config.batch_size).backward()
-            total += loss.item() / config.batch_size
-        for group in optimizer.param_groups:  # linear warm-up, then constant
-            group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0).item()
-        optimizer.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{total:.4f}")
-        _log(
-            log, {"step": step, "loss": total, "grad_norm": grad_norm, "seconds": time.perf_counter() - start}
-        )
-        if step % config.save_every == 0 or step == config.steps:
-            _save_checkpoint(ckpt, encoder, optimizer, step, order)
-        if step % config.eval_every == 0 or step == config.steps:
-            metrics = evaluate(encoder, layout, heldout)
-            _log(log, {"event": "eval", "step": step, **metrics})
-    bar.close()
-    encoder.save(out / "final")
-    log.close()
-    return metrics
-
-
-def _save_checkpoint(
-    path: Path, encoder: ConceptEncoder, optimizer: torch.optim.Optimizer, step: int, order: list[int]
-) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "weights": encoder.trainable_state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "order": order,
-            "python_rng": random.getstate(),
-            "torch_rng": torch.get_rng_state(),
-        },
-        tmp,
-    )
-    tmp.replace(path)
-
-
-def _log(handle: object, record: dict[str, object]) -> None:
-    record = {"time": round(time.time(), 3), **record}
-    handle.write(json.dumps(record, default=str) + "\n")  # type: ignore[attr-defined]
-    handle.flush()  # type: ignore[attr-defined]
+    return SoftTrainer(encoder, tokenizer, train_examples, heldout_examples, config).run(progress)

@@ -1,12 +1,18 @@
-"""``promptpress train-soft``: distil the soft compressor on QMSum (or any QMSum-format folder)."""
+"""``promptpress train-soft``: train the soft compressor on QMSum (or any QMSum-format folder)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from promptpress.compressor.extras import require
+
+from .args import CLIError, positive_int
+
+if TYPE_CHECKING:
+    from promptpress.compressor.training.soft_train import TrainConfig
 
 DEFAULT_DATA = "../shared/data/qmsum-train"
 
@@ -14,33 +20,72 @@ DEFAULT_DATA = "../shared/data/qmsum-train"
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train-soft",
-        help="train the CompLLM-style soft compressor (LoRA + projection) by distillation",
+        help="train the CompLLM-style soft compressor (LoRA + projection)",
         description=(
-            "Distil the soft compressor: the frozen decoder reading concept embeddings learns to match "
-            "its own hidden states when reading the full context (QMSum queries over meetings). "
-            "Resumes from OUT if a checkpoint is there; the trained weights land in OUT/final."
+            "Train the soft compressor in two stages: segment reconstruction (the frozen decoder "
+            "regenerates each segment from its concept embeddings; --reconstruct-steps), then answer "
+            "distillation (the frozen decoder reading concept embeddings learns to match its own hidden "
+            "states when reading the full context; QMSum queries over meetings). Resumes from OUT if a "
+            "checkpoint is there; the trained weights land in OUT/final. Prints examples/s and an ETA."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--data", default=DEFAULT_DATA, help="folder of QMSum meeting JSON files")
     p.add_argument("--out", required=True, help="output folder (checkpoints, train.log, final weights)")
-    p.add_argument("--decoder", default=None, help="decoder spec (default: packaged Qwen2.5-Coder-0.5B GGUF)")
-    p.add_argument("--segment-tokens", type=int, default=20, help="S: max tokens per segment")
-    p.add_argument("--rate", type=int, default=2, help="C: tokens per concept embedding")
-    p.add_argument("--lora-r", type=int, default=8)
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--max-context-tokens", type=int, default=384)
-    p.add_argument("--max-answer-tokens", type=int, default=48)
-    p.add_argument("--eval-every", type=int, default=25)
-    p.add_argument("--eval-examples", type=int, default=16)
-    p.add_argument("--save-every", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _model_args(p)
+    _schedule_args(p)
+    _runtime_args(p)
     p.set_defaults(handler=run_train_soft)
     return p
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--decoder", default=None, help="decoder spec (default: packaged Qwen2.5-Coder-0.5B GGUF)")
+    p.add_argument("--segment-tokens", type=positive_int, default=20, help="S: max tokens per segment")
+    p.add_argument("--rate", type=positive_int, default=2, help="C: tokens per concept embedding")
+    p.add_argument("--lora-r", type=positive_int, default=8, help="LoRA rank (alpha = 2 x rank)")
+    p.add_argument("--max-context-tokens", type=positive_int, default=384, help="context tokens per example")
+    p.add_argument("--max-answer-tokens", type=positive_int, default=48, help="answer tokens per example")
+
+
+def _schedule_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=positive_int, default=200, help="optimizer steps, both stages")
+    p.add_argument(
+        "--reconstruct-steps",
+        type=int,
+        default=0,
+        help="the first N steps train segment reconstruction, the rest answer distillation",
+    )
+    p.add_argument("--batch-size", type=positive_int, default=4, help="examples per micro-batch")
+    p.add_argument(
+        "--grad-accum", type=positive_int, default=1, help="micro-batches per step (gradient accumulation)"
+    )
+    p.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate")
+    p.add_argument("--warmup-steps", type=int, default=10, help="linear warm-up at the start of each stage")
+    p.add_argument("--eval-every", type=positive_int, default=25, help="held-out evaluation every N steps")
+    p.add_argument("--eval-examples", type=int, default=16, help="held-out examples (answer figures)")
+    p.add_argument("--eval-segments", type=int, default=64, help="held-out segments (reconstruction figures)")
+    p.add_argument("--save-every", type=positive_int, default=10, help="checkpoint every N steps")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _runtime_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="bf16",
+        help="bf16: forward passes under bfloat16 autocast (weights and losses stay fp32)",
+    )
+    p.add_argument(
+        "--teacher-cache",
+        choices=("disk", "memory", "off"),
+        default="disk",
+        help="store the teacher's hidden states per example (disk: OUT/teacher-states) instead of "
+        "recomputing them every epoch",
+    )
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default, all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar: one line per step on stderr")
 
 
 def run_train_soft(args: argparse.Namespace) -> int:
@@ -51,13 +96,13 @@ def run_train_soft(args: argparse.Namespace) -> int:
     from promptpress.compressor.soft.decoder import load_decoder
     from promptpress.compressor.soft.model import ConceptEncoder, SoftConfig
     from promptpress.compressor.training.qmsum import qmsum_examples
-    from promptpress.compressor.training.soft_train import TrainConfig, train
+    from promptpress.compressor.training.soft_train import SoftTrainer
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     data = Path(args.data)
     if not data.is_dir():
-        raise SystemExit(f"train-soft: data folder {data} does not exist (QMSum meeting JSON files expected)")
+        raise CLIError(f"train-soft: data folder {data} does not exist (QMSum meeting JSON files expected)")
     decoder_spec = args.decoder or DEFAULT_DECODER
     soft_config = SoftConfig(
         segment_tokens=args.segment_tokens,
@@ -65,30 +110,50 @@ def run_train_soft(args: argparse.Namespace) -> int:
         lora_r=args.lora_r,
         lora_alpha=2 * args.lora_r,
         decoder=decoder_spec,
-        extra={"data": "QMSum train (specific queries, relevant spans)", "steps": str(args.steps)},
+        extra={
+            "data": "QMSum train (specific queries, relevant spans)",
+            "steps": str(args.steps),
+            "reconstruct_steps": str(args.reconstruct_steps),
+        },
     )
-    config = TrainConfig(
+    torch.manual_seed(args.seed)
+    try:
+        config = train_config(args)
+        model, tokenizer = load_decoder(decoder_spec)
+        trainer = SoftTrainer(
+            ConceptEncoder(model, soft_config),
+            tokenizer,
+            qmsum_examples(data, "train"),
+            qmsum_examples(data, "heldout"),
+            config,
+        )
+        metrics = trainer.run(progress=not args.no_progress)
+    except ValueError as exc:
+        raise CLIError(f"train-soft: {exc}") from None
+    print(json.dumps({"out": str(Path(args.out) / "final"), **metrics}, indent=2))
+    return 0
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The `TrainConfig` the parsed options ask for."""
+    from promptpress.compressor.training.soft_train import TrainConfig
+
+    return TrainConfig(
         out_dir=args.out,
         steps=args.steps,
         batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        reconstruct_steps=args.reconstruct_steps,
         lr=args.lr,
+        warmup_steps=args.warmup_steps,
         max_context_tokens=args.max_context_tokens,
         max_answer_tokens=args.max_answer_tokens,
         eval_every=args.eval_every,
         eval_examples=args.eval_examples,
+        eval_segments=args.eval_segments,
         save_every=args.save_every,
         seed=args.seed,
+        device=args.device,
+        precision=args.precision,
+        teacher_cache=args.teacher_cache,
     )
-    torch.manual_seed(args.seed)
-    model, tokenizer = load_decoder(decoder_spec)
-    encoder = ConceptEncoder(model, soft_config)
-    metrics = train(
-        encoder,
-        tokenizer,
-        qmsum_examples(data, "train"),
-        qmsum_examples(data, "heldout"),
-        config,
-        progress=not args.no_progress,
-    )
-    print(json.dumps({"out": str(Path(args.out) / "final"), **metrics}, indent=2))
-    return 0

@@ -4,9 +4,20 @@ initialised 2-layer Qwen2 decoder (hidden 64). Nothing is downloaded."""
 from __future__ import annotations
 
 import pytest
+import torch
 from soft_helpers import ALICE, CHAT_TEMPLATE, make_tiny_decoder
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen2ForCausalLM
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models on one thread: two threads only add synchronisation, which costs 10x when other
+    processes share the cores (a 2-layer decoder's step took 0.3 s on one thread, 3 s on two)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,16 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from soft_helpers import ALICE, make_tiny_decoder
 
 from promptpress.compressor.soft.model import ConceptEncoder, SoftConfig
 from promptpress.compressor.soft.prompt import ChatLayout
 from promptpress.compressor.training.qmsum import QAExample, clean_turn, qmsum_examples, read_meeting
-from promptpress.compressor.training.soft_train import TrainConfig, distill_loss, prepare, train
+from promptpress.compressor.training.soft_data import TeacherStore, decoder_identity, prepare
+from promptpress.compressor.training.soft_objectives import distill_loss, teacher_states
+from promptpress.compressor.training.soft_runtime import Runtime, resolve_device
+from promptpress.compressor.training.soft_train import SoftTrainer, TrainConfig, train
 from promptpress.service.cli.soft import register
 
 EXAMPLES = [
@@ -19,6 +23,7 @@ EXAMPLES = [
         "a#0",
     ),
     QAExample(ALICE[380:760], "What ran close by her?", "A White Rabbit with pink eyes.", "a#1"),
+    QAExample(ALICE[760:1000], "What did the Rabbit say?", "Oh dear! I shall be late!", "a#2"),
 ]
 
 
@@ -26,55 +31,180 @@ def _read_log(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def _steps(path):
+    return [r for r in _read_log(path) if "event" not in r]
+
+
+def _encoder(tokenizer):
+    return ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4))
+
+
+def _config(tmp_path, **overrides):
+    settings = dict(out_dir=str(tmp_path), device="cpu", eval_examples=2, eval_segments=8, warmup_steps=1)
+    return TrainConfig(**{**settings, **overrides})
+
+
+def _items(tokenizer, examples=EXAMPLES):
+    layout = ChatLayout.from_tokenizer(tokenizer)
+    return layout, [prepare(e, tokenizer, layout, 20, 64, 16) for e in examples]
+
+
 def test_training_steps_lower_the_distillation_loss(tmp_path, tokenizer):
-    encoder = ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4))
-    config = TrainConfig(
-        out_dir=str(tmp_path), steps=8, batch_size=2, lr=5e-3, warmup_steps=1, eval_every=8, save_every=4
-    )
-    metrics = train(encoder, tokenizer, EXAMPLES, EXAMPLES, config, progress=False)
+    config = _config(tmp_path, steps=8, batch_size=2, lr=5e-3, eval_every=8, save_every=4)
+    metrics = train(_encoder(tokenizer), tokenizer, EXAMPLES, EXAMPLES, config, progress=False)
     evals = [r for r in _read_log(tmp_path / "train.log") if r.get("event") == "eval"]
     assert [e["step"] for e in evals] == [0, 8]
     assert metrics["loss"] < 0.9 * evals[0]["loss"]
-    assert {"nll_student", "nll_teacher", "nll_no_context", "loss_no_context"} <= set(metrics)
+    assert {"nll_student", "nll_teacher", "nll_no_context", "loss_no_context", "recon_acc"} <= set(metrics)
+    assert metrics["examples_per_second"] > 0 and metrics["seconds_per_step"] > 0
+    steps = _steps(tmp_path / "train.log")
+    assert [r["stage"] for r in steps] == ["distill"] * 8
+    assert all(r["examples_per_second"] > 0 and r["eta_seconds"] >= 0 for r in steps)
+    assert steps[-1]["eta_seconds"] == 0
     assert (tmp_path / "final" / "soft_compressor.safetensors").is_file()
 
 
-def test_training_resumes_from_its_checkpoint(tmp_path, tokenizer):
-    def run(steps):
-        encoder = ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4))
-        config = TrainConfig(
-            out_dir=str(tmp_path), steps=steps, batch_size=1, lr=1e-3, eval_every=100, save_every=1
+def test_reconstruction_stage_comes_first_and_learns(tmp_path, tokenizer):
+    config = _config(tmp_path, steps=10, reconstruct_steps=8, batch_size=2, lr=1e-2, eval_every=8)
+    train(_encoder(tokenizer), tokenizer, EXAMPLES[:2], EXAMPLES[:2], config, progress=False)
+    steps = _steps(tmp_path / "train.log")
+    assert [r["stage"] for r in steps] == ["reconstruct"] * 8 + ["distill"] * 2
+    assert all(0.0 <= r["acc"] <= 1.0 for r in steps[:8]) and "acc" not in steps[8]
+    assert steps[8]["lr"] == pytest.approx(1e-2)  # warm-up restarts with the distillation stage (1 step)
+    evals = {r["step"]: r for r in _read_log(tmp_path / "train.log") if r.get("event") == "eval"}
+    # the tiny random decoder is near-uniform (NLL ~ ln 400 whatever it reads): a small but clear gain
+    assert evals[8]["recon_nll"] < min(evals[0]["recon_nll"], evals[0]["recon_nll_no_context"]) - 0.03
+    # the floor and the ceiling do not depend on the encoder
+    assert evals[8]["recon_nll_no_context"] == pytest.approx(evals[0]["recon_nll_no_context"], rel=1e-5)
+    assert evals[8]["recon_nll_tokens"] == pytest.approx(evals[0]["recon_nll_tokens"], rel=1e-5)
+
+
+def test_a_stopped_run_resumes_exactly(tmp_path, tokenizer):
+    def run(out, steps):
+        encoder = _encoder(tokenizer)
+        config = _config(
+            out,
+            steps=steps,
+            reconstruct_steps=2,
+            batch_size=1,
+            grad_accum=2,
+            lr=3e-3,
+            eval_every=100,
+            save_every=1,
+            teacher_cache="memory",
         )
         train(encoder, tokenizer, EXAMPLES, EXAMPLES[:1], config, progress=False)
         return encoder
 
-    run(2)
-    resumed = run(3)
-    records = _read_log(tmp_path / "train.log")
-    assert [r["step"] for r in records if "loss" in r and "event" not in r] == [1, 2, 3]
-    assert any(r.get("event") == "resume" and r["step"] == 2 for r in records)
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
-    assert state["step"] == 3 and torch.equal(state["weights"]["proj.weight"], resumed.proj.weight.detach())
+    straight = run(tmp_path / "straight", 5)
+    run(tmp_path / "stopped", 2)
+    resumed = run(tmp_path / "stopped", 5)
+    assert [r["step"] for r in _steps(tmp_path / "stopped" / "train.log")] == [1, 2, 3, 4, 5]
+    assert any(
+        r.get("event") == "resume" and r["step"] == 2 for r in _read_log(tmp_path / "stopped" / "train.log")
+    )
+    losses = [(r["stage"], r["loss"]) for r in _steps(tmp_path / "straight" / "train.log")]
+    assert losses == [(r["stage"], r["loss"]) for r in _steps(tmp_path / "stopped" / "train.log")]
+    for name, tensor in straight.trainable_state_dict().items():
+        assert torch.equal(tensor, resumed.trainable_state_dict()[name]), name
+
+
+def test_resume_refuses_other_batches(tmp_path, tokenizer):
+    config = _config(tmp_path, steps=1, batch_size=1, eval_every=100)
+    train(_encoder(tokenizer), tokenizer, EXAMPLES, EXAMPLES[:1], config, progress=False)
+    with pytest.raises(ValueError, match="batch_size=1"):
+        train(
+            _encoder(tokenizer), tokenizer, EXAMPLES, EXAMPLES[:1], _config(tmp_path, steps=2, batch_size=2)
+        )
+
+
+def test_gradient_accumulation_matches_one_bigger_batch(tmp_path, tokenizer):
+    def gradients(batch_size, grad_accum):
+        trainer = SoftTrainer(
+            _encoder(tokenizer),
+            tokenizer,
+            EXAMPLES[:2],
+            EXAMPLES[:1],
+            _config(tmp_path / f"{batch_size}x{grad_accum}", batch_size=batch_size, grad_accum=grad_accum),
+        )
+        trainer.order = [0, 1]
+        seen = {}
+        trainer.optimizer.step = lambda: seen.update(  # type: ignore[method-assign]
+            {n: p.grad.clone() for n, p in trainer.encoder.named_parameters() if p.requires_grad}
+        )
+        trainer.train_step()
+        return seen
+
+    padded, accumulated = gradients(2, 1), gradients(1, 2)
+    for name, grad in padded.items():
+        torch.testing.assert_close(grad, accumulated[name], rtol=1e-4, atol=1e-6)
+
+
+def test_padded_batch_loss_is_the_mean_of_single_losses(tokenizer):
+    encoder = _encoder(tokenizer)
+    layout, items = _items(tokenizer)
+    store = TeacherStore("memory", decoder_identity(encoder.causal_lm), torch.float32)
+    with torch.no_grad():
+        together = distill_loss(encoder, layout, items, store)
+        alone = [distill_loss(encoder, layout, [item], store) for item in items]
+    torch.testing.assert_close(together, torch.stack(alone).mean(), rtol=1e-5, atol=1e-7)
 
 
 def test_distill_loss_is_zero_in_bypass(tokenizer):
     encoder = ConceptEncoder(make_tiny_decoder(tokenizer), bypass=True)
-    layout = ChatLayout.from_tokenizer(tokenizer)
-    item = prepare(EXAMPLES[0], tokenizer, layout, 20, TrainConfig(out_dir="unused"))
-    loss, stats = distill_loss(encoder, layout, item, with_nll=True)
-    assert loss.item() == pytest.approx(0.0, abs=1e-6)
-    assert stats["nll_student"] == pytest.approx(stats["nll_teacher"], abs=1e-5)
+    layout, items = _items(tokenizer)
+    store = TeacherStore("off", decoder_identity(encoder.causal_lm), torch.float32)
+    assert distill_loss(encoder, layout, items[:1], store).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_teacher_states_are_computed_once_and_read_back_as_stored(tmp_path, tokenizer):
+    encoder = _encoder(tokenizer)
+    layout, items = _items(tokenizer)
+    identity = decoder_identity(encoder.causal_lm)
+    calls = []
+
+    def compute(item):
+        calls.append(item)
+        return teacher_states(encoder, layout, item)
+
+    disk = TeacherStore("disk", identity, torch.bfloat16, tmp_path)
+    first = disk.get(items[0], layout, compute)
+    again = TeacherStore("disk", identity, torch.bfloat16, tmp_path).get(items[0], layout, compute)
+    assert len(calls) == 1 and first.dtype == torch.bfloat16 and torch.equal(first, again)
+    assert len(list(tmp_path.glob("*.safetensors"))) == 1
+    other = TeacherStore("disk", identity, torch.float32, tmp_path)  # precision is part of the key
+    other.get(items[0], layout, compute)
+    off = TeacherStore("off", identity, torch.float32)
+    off.get(items[1], layout, compute)
+    off.get(items[1], layout, compute)
+    assert len(calls) == 4 and (off.hits, off.misses) == (0, 2)
+    assert identity != decoder_identity(make_tiny_decoder(tokenizer, seed=1))
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path, tokenizer):
+    config = _config(tmp_path, steps=2, reconstruct_steps=1, batch_size=2, precision="bf16", eval_every=2)
+    metrics = train(_encoder(tokenizer), tokenizer, EXAMPLES, EXAMPLES, config, progress=False)
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    stored = list((tmp_path / "teacher-states").glob("*.safetensors"))
+    assert len(stored) == 2  # one per distilled example (eval: 2, step 2: the same 2)
+    assert load_file(str(stored[0]))["states"].dtype == torch.bfloat16
+
+
+def test_devices_resolve_and_cuda_is_a_clear_error_without_one():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="precision"):
+        Runtime.create("cpu", "fp16")
 
 
 def test_prepare_respects_budgets(tokenizer):
     layout = ChatLayout.from_tokenizer(tokenizer)
-    item = prepare(
-        EXAMPLES[0],
-        tokenizer,
-        layout,
-        20,
-        TrainConfig(out_dir="x", max_context_tokens=30, max_answer_tokens=5),
-    )
+    item = prepare(EXAMPLES[0], tokenizer, layout, 20, 30, 5)
     assert sum(len(s) for s in item.segments) <= 30 and len(item.answer_ids) == 5
     assert tokenizer.decode(layout.prefix_ids) == "<|im_start|>user\n"
     assert tokenizer.decode(layout.question_ids(tokenizer, "Why?")).endswith("<|im_start|>assistant\n")
@@ -109,5 +239,11 @@ def test_qmsum_reader_builds_context_question_answer(tmp_path):
 def test_train_soft_command_is_registered():
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
-    args = parser.parse_args(["train-soft", "--out", "x", "--steps", "3"])
-    assert args.steps == 3 and args.segment_tokens == 20 and callable(args.handler)
+    args = parser.parse_args(["train-soft", "--out", "x", "--steps", "3", "--grad-accum", "2"])
+    assert args.steps == 3 and args.segment_tokens == 20 and args.grad_accum == 2 and callable(args.handler)
+    assert (args.device, args.precision, args.teacher_cache, args.reconstruct_steps) == (
+        "auto",
+        "bf16",
+        "disk",
+        0,
+    )

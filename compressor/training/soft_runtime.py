@@ -1,0 +1,72 @@
+"""Where and how the soft compressor's training computes: device, precision, threads.
+
+Training is device-agnostic: `resolve_device` picks CUDA when asked for or available
+(``"auto"``), else the CPU. `Runtime.autocast` runs the forward passes in bfloat16 under
+`torch.autocast` (matrix products in bf16, the weights and the trained parameters stay fp32, the
+losses are computed in fp32), which CPUs with AVX-512 BF16 or AMX and every recent GPU run about
+twice as fast as fp32; ``"fp32"`` disables it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+PRECISIONS = ("fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"``: CUDA if available, else CPU. ``"cuda"`` without CUDA is a clear error."""
+    if name not in DEVICES and not name.startswith("cuda:"):
+        raise ValueError(f"unknown device {name!r}; use one of {DEVICES} (or cuda:N)")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but this torch build sees no CUDA device")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The device and precision one training run computes in."""
+
+    device: torch.device
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; use one of {PRECISIONS}")
+
+    @classmethod
+    def create(cls, device: str = "auto", precision: str = "fp32") -> Runtime:
+        return cls(resolve_device(device), precision)
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype of the forward passes' matrix products (and of stored teacher states)."""
+        return torch.bfloat16 if self.precision == "bf16" else torch.float32
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            yield
+
+    def rng_state(self) -> dict[str, object]:
+        state: dict[str, object] = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def set_rng_state(self, state: dict[str, object]) -> None:
+        torch.set_rng_state(state["torch"])  # type: ignore[arg-type]
+        if self.device.type == "cuda" and "cuda" in state:
+            torch.cuda.set_rng_state_all(state["cuda"])  # type: ignore[arg-type]
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (step timings on an accelerator are otherwise meaningless)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
