@@ -12,10 +12,13 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import assets
 from .quiet import quiet_transformers
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 log = logging.getLogger("promptpress.compressor")
 
@@ -23,10 +26,31 @@ log = logging.getLogger("promptpress.compressor")
 # all-MiniLM-L6-v2, merged offline into the cache directory on first use
 DEFAULT_MODEL = "builtin:minilm-qmsum-v0"
 HEAD_SEED = 0
+MAX_LENGTH = 512  # tokens per window, special tokens included (lower where the model's positions end)
 
 
 class ModelError(RuntimeError):
     """The checkpoint cannot serve as a keep/drop token classifier."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What inference needs of a token classifier besides its weights: its tokenizer, special tokens,
+    window length and identity. Built from a loaded checkpoint (`LoadedModel.info`) or, without torch
+    and transformers, from the model's cached inference artefact (`promptpress.compressor.artefact`)."""
+
+    spec: str
+    tokenizer: Tokenizer  # the fast tokenizer's definition (`tokenizers.Tokenizer`)
+    cls_id: int | None  # prepended to every window (the BOS token when there is no CLS)
+    sep_id: int | None  # appended to every window (the EOS token when there is no SEP)
+    pad_id: int
+    trained_head: bool
+    max_length: int  # tokens per window, special tokens included
+    fingerprint: str  # content hash of the weights and tokenizer, for cache keys
+
+    @property
+    def display_name(self) -> str:
+        return self.spec + ("" if self.trained_head else " (untrained head)")
 
 
 @dataclass
@@ -38,14 +62,28 @@ class LoadedModel:
     trained_head: bool
     max_length: int
     fingerprint: str  # content hash of the weights and tokenizer, for cache keys
+    max_positions: int  # the longest window the model's position embeddings allow
 
     @property
     def display_name(self) -> str:
         return self.spec + ("" if self.trained_head else " (untrained head)")
 
+    def info(self) -> ModelInfo:
+        tokenizer = self.tokenizer
+        return ModelInfo(
+            spec=self.spec,
+            tokenizer=tokenizer.backend_tokenizer,
+            cls_id=tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id,
+            sep_id=tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id,
+            pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+            trained_head=self.trained_head,
+            max_length=self.max_length,
+            fingerprint=self.fingerprint,
+        )
+
 
 def load_token_classifier(
-    spec: str | os.PathLike[str] = DEFAULT_MODEL, *, max_length: int = 512
+    spec: str | os.PathLike[str] = DEFAULT_MODEL, *, max_length: int = MAX_LENGTH
 ) -> LoadedModel:
     import torch
     from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
@@ -80,24 +118,35 @@ def load_token_classifier(
     missing_head = any(k.startswith("classifier") for k in info.get("missing_keys", []))
     trained = trained and not missing_head
     if not trained:
-        log.warning(
-            "%s: the classification head is untrained (seed %d); keep/drop decisions are not meaningful",
-            spec,
-            HEAD_SEED,
-        )
+        warn_untrained(spec)
     model.eval()
-    limit = min(max_length, int(getattr(config, "max_position_embeddings", max_length) or max_length))
-    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        limit = min(limit, int(config.max_position_embeddings) - 2)  # RoBERTa offsets positions by 2
+    positions = max_positions(config, max_length)
     return LoadedModel(
         spec=spec,
         path=path,
         model=model,
         tokenizer=tokenizer,
         trained_head=trained,
-        max_length=limit,
+        max_length=min(max_length, positions),
         fingerprint=fingerprint(model, tokenizer),
+        max_positions=positions,
     )
+
+
+def warn_untrained(spec: str) -> None:
+    log.warning(
+        "%s: the classification head is untrained (seed %d); keep/drop decisions are not meaningful",
+        spec,
+        HEAD_SEED,
+    )
+
+
+def max_positions(config: Any, default: int = MAX_LENGTH) -> int:
+    """The longest window (special tokens included) the model's position embeddings allow."""
+    limit = int(getattr(config, "max_position_embeddings", default) or default)
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        limit -= 2  # RoBERTa offsets positions by 2
+    return limit
 
 
 def fingerprint(model: Any, tokenizer: Any) -> str:

@@ -23,12 +23,13 @@ import numpy as np
 from promptpress.cache import ArrayCodec, KeySpace, SegmentCache, get_or_compute
 
 from .budget import Masks, Plan, plan_budget
-from .model import DEFAULT_MODEL, LoadedModel, load_token_classifier
+from .loader import open_model
+from .model import DEFAULT_MODEL, LoadedModel, ModelInfo, load_token_classifier
 from .options import CompressOptions, OptionsError
 from .protect import Protected, ensure_text, forced_tokens, literal_ranges, protect, verbatim_tokens
 from .render import SEPARATOR, Rendering
 from .result import CompressionResult, ContextResult, WordDecision
-from .runtime import Runtime, make_runtime
+from .runtime import Runtime
 from .tokens import DEFAULT_ENCODING, get_encoding, unit_tokens, word_tokens
 from .units import Units, build_units, find_occurrences, strip_keep_markers
 from .windows import cut_windows, end_flags
@@ -55,8 +56,8 @@ class TokenClassifierCompressor:
     >>> result = compressor.compress(long_text, rate=0.33)
     >>> result.compressed_text, result.original_tokens, result.compressed_tokens
 
-    `backend` picks the inference path ("torch", "int8", "onnx", "onnx-int8"); `cache` is an
-    optional segment cache (`promptpress.cache`) holding each window's token probabilities, so a
+    `backend` picks the inference path ("torch", "int8", "onnx", "onnx-int8"; an ONNX backend whose
+    model was exported before opens without torch: `loader`); `cache` is an optional segment cache (`promptpress.cache`) holding each window's token probabilities, so a
     window seen before costs no model call whatever rate is asked; `cache_namespace` is the tenant
     part of its keys (default: ``PROMPTPRESS_CACHE_NAMESPACE``, else ``default``).
     """
@@ -76,25 +77,24 @@ class TokenClassifierCompressor:
         cache: SegmentCache | None = None,
         cache_namespace: str | None = None,
     ) -> None:
-        self.loaded = model if isinstance(model, LoadedModel) else load_token_classifier(model)
-        self.runtime: Runtime = make_runtime(self.loaded, backend, threads)
+        opened = open_model(model, backend, threads)
+        self.info: ModelInfo = opened.info
+        self.runtime: Runtime = opened.runtime
+        self._loaded = opened.loaded
         self.backend = backend
-        self.rule = detect_word_rule(self.loaded.tokenizer)
+        self.rule = detect_word_rule(self.info.tokenizer)
         self.encoding = get_encoding(encoding)
         self.default_options = (options or CompressOptions()).validate()
         self.batch_size = max(1, batch_size)
-        self.max_batch_tokens = max(self.loaded.max_length, max_batch_tokens)
+        self.max_batch_tokens = max(self.info.max_length, max_batch_tokens)
         self.cache = cache
         self._cache_failed = False
         self._keyspace = (
-            _keyspace(self.loaded.fingerprint, backend, cache_namespace) if cache is not None else None
+            _keyspace(self.info.fingerprint, backend, cache_namespace) if cache is not None else None
         )
-        tokenizer = self.loaded.tokenizer
-        self._cls = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
-        self._sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
-        self._pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._cls, self._sep, self._pad = self.info.cls_id, self.info.sep_id, self.info.pad_id
         self._specials = int(self._cls is not None) + int(self._sep is not None)
-        self._tokenizer = copy.deepcopy(tokenizer.backend_tokenizer)
+        self._tokenizer = copy.deepcopy(self.info.tokenizer)
         self._tokenizer.no_padding()
         self._tokenizer.no_truncation()
         self._lock = threading.Lock()  # the fast tokenizer and torch modules are shared across threads
@@ -106,11 +106,19 @@ class TokenClassifierCompressor:
                 word_tokens, self.encoding, None if normalizer is None else normalizer.normalize_str
             ),
         }
-        self.name = f"{self.method}:{self.loaded.display_name}"
+        self.name = f"{self.method}:{self.info.display_name}"
 
     @property
     def trained(self) -> bool:
-        return self.loaded.trained_head
+        return self.info.trained_head
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The checkpoint as torch and transformers load it; loaded now if this compressor runs from
+        the model's ONNX artefact (which needs neither)."""
+        if self._loaded is None:
+            self._loaded = load_token_classifier(self.info.spec)
+        return self._loaded
 
     # ------------------------------------------------------------------ the pipeline
     def compress(
@@ -135,7 +143,7 @@ class TokenClassifierCompressor:
         protected = [protect(text, keep_spans, policy) for text, keep_spans in stripped]
         with self._lock:
             encodings = self._tokenizer.encode_batch([p.text for p in protected], add_special_tokens=False)
-        max_len = self.loaded.max_length - self._specials
+        max_len = self.info.max_length - self._specials
         ctxs = []
         for (original, _), prot, enc in zip(stripped, protected, encodings):
             text = prot.text
@@ -213,7 +221,7 @@ class TokenClassifierCompressor:
             contexts=contexts,
             original_tokens=joined,
             compressed_tokens=self._count(compressed_text),
-            model=self.loaded.display_name,
+            model=self.info.display_name,
             method=self.method,
             words=_decisions(units, masks, plan.keep) if return_words else None,
         )
@@ -282,7 +290,7 @@ class TokenClassifierCompressor:
             mask = np.zeros((len(batch), width), dtype=np.int64)
             for row, i in enumerate(batch):
                 w = windows[i]
-                if head:
+                if self._cls is not None:
                     ids[row, 0] = self._cls
                 ids[row, head : head + len(w)] = w
                 if self._sep is not None:
