@@ -51,8 +51,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--backend",
         choices=("torch", "int8", "onnx", "onnx-int8"),
-        default="torch",
-        help="inference path: torch fp32 (default), torch int8, ONNX Runtime fp32 or int8 (the 'fast' extra)",
+        default="onnx",
+        help="inference path: ONNX Runtime fp32 (default; the same output as torch fp32, and once the "
+        "first run has exported the model, no torch import), ONNX Runtime int8, torch fp32 or torch int8",
     )
     p.add_argument(
         "--cache", metavar="URL", help="segment cache: redis://host:port/0, memory://, disk:///path"

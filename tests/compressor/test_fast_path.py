@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -69,6 +71,33 @@ def test_the_onnx_path_equals_the_torch_path_on_real_text(tiny, checkpoint, mult
         assert (
             fast.compress(text, rate=rate).compressed_text == tiny.compress(text, rate=rate).compressed_text
         )
+
+
+@pytest.mark.slow
+def test_the_cli_imports_neither_torch_nor_transformers_once_the_model_is_exported(multi_news, tmp_path):
+    # the default command with an empty cache, then again (timed by benchmarks/bench_cli.py), then the
+    # torch path: one printed text; the second run never imports torch or transformers
+    path = tmp_path / "doc.txt"
+    path.write_text(multi_news[4], encoding="utf-8")
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "PROMPTPRESS_CACHE_DIR": str(tmp_path / "cache")}
+    cli = [sys.executable, "-X", "importtime", "-m", "promptpress.service.cli", "compress", str(path)]
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run([*cli, "--rate", "0.33", *extra], capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc
+
+    def imported(proc: subprocess.CompletedProcess) -> set[str]:
+        lines = [line for line in proc.stderr.splitlines() if line.startswith("import time:")]
+        return {line.rsplit("|", 1)[1].strip().split(".")[0] for line in lines}
+
+    first, second, torch_path = run(), run(), run("--backend", "torch")
+    assert {"torch", "transformers"} <= imported(first)  # the cold run loads and exports the model
+    assert not {"torch", "transformers"} & imported(second), "the warm ONNX path imported torch"
+    assert "onnxruntime" in imported(second) and "[onnx]" in second.stderr
+    assert "torch" in imported(torch_path) and "[torch]" in torch_path.stderr
+    assert first.stdout == second.stdout == torch_path.stdout
+    assert 0 < len(second.stdout) < len(multi_news[4])
 
 
 def test_onnx_probabilities_from_the_artefact_equal_torch(tiny, checkpoint):
