@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from promptpress.cache import SegmentCache
 from promptpress.cache.factory import open_cache
@@ -26,6 +27,7 @@ from promptpress.compressor import Compressor, load_compressor
 from promptpress.compressor.soft.engine import SoftCompressor
 
 from . import logs
+from .direct_routes import DirectRoutes
 from .errors import install_handlers
 from .local_models import LocalModels
 from .metrics import Metrics
@@ -33,7 +35,7 @@ from .middleware import BodyLimitMiddleware, ObservabilityMiddleware
 from .ops_routes import BODY_MODELS as OPS_BODY_MODELS
 from .ops_routes import router as ops_router
 from .policy import Policy
-from .proxy_routes import BODY_MODELS
+from .proxy_routes import BODY_MODELS, DIRECT
 from .proxy_routes import router as proxy_router
 from .request_body import add_schemas
 from .runner import CompressionRunner
@@ -177,6 +179,8 @@ def create_app(
     install_handlers(app)
     app.include_router(ops_router)
     app.include_router(proxy_router)
+    direct = [r for r in proxy_router.routes if isinstance(r, APIRoute) and r.endpoint in DIRECT]
+    app.add_middleware(DirectRoutes, routes=direct, exception_handlers=app.exception_handlers)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=state.metrics)
     return app

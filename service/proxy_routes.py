@@ -5,14 +5,15 @@ Each route hands its request to its serving class (`serving_chat`, `serving_comp
 whole when its client disconnects (compression, the upstream request, waiting for its headers: a 499 in
 the log); a streamed answer's relay then watches for the disconnect itself. The POST routes read their body
 themselves (`request_body.read_json`: the bytes once, decoded once), so the serving classes can
-forward those bytes as they are when nothing changes.
+forward those bytes as they are when nothing changes; they are answered straight from ASGI
+(`direct_routes`), FastAPI documents them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -20,14 +21,14 @@ from pydantic import BaseModel
 
 from .errors import error_responses
 from .openai_models import ChatCompletionRequest, CompletionRequest
-from .request_body import JSONBody, openapi_body
+from .request_body import openapi_body
 from .serving_chat import ChatCompletionsProxy
 from .serving_completion import CompletionsProxy
 from .serving_models import ModelsServing
 from .serving_proxy import answer_until_disconnect
 from .state import authorized_body, require_key
 
-__all__ = ["BODY_MODELS", "router"]
+__all__ = ["BODY_MODELS", "DIRECT", "router"]
 
 router = APIRouter(tags=["openai"])
 _Route = TypeVar("_Route", bound=Callable[..., Awaitable[Response]])
@@ -47,9 +48,6 @@ _ERRORS = error_responses(
 )
 
 
-Body = Annotated[JSONBody, Depends(authorized_body)]  # the key checked before the body is read
-
-
 def _post(path: str, body_model: type[BaseModel]) -> Callable[[_Route], _Route]:
     """A POST route reading a `body_model` body itself (documented as FastAPI would document it)."""
     BODY_MODELS.append(body_model)
@@ -57,18 +55,24 @@ def _post(path: str, body_model: type[BaseModel]) -> Callable[[_Route], _Route]:
 
 
 @_post("/v1/chat/completions", ChatCompletionRequest)
-async def chat_completions(request: Request, body: Body) -> Response:
+async def chat_completions(request: Request) -> Response:
     """OpenAI chat completions: the selected messages are compressed, then forwarded (or answered by
     the soft model when `model` names it)."""
+    body = await authorized_body(request)  # the key checked before the body is read
     chat: ChatCompletionsProxy = request.app.state.serving_chat
     return await answer_until_disconnect(request, partial(chat.create, request, body))
 
 
 @_post("/v1/completions", CompletionRequest)
-async def completions(request: Request, body: Body) -> Response:
+async def completions(request: Request) -> Response:
     """OpenAI (legacy) completions: a text prompt is compressed, token-id prompts are forwarded as is."""
+    body = await authorized_body(request)
     serving: CompletionsProxy = request.app.state.serving_completion
     return await answer_until_disconnect(request, partial(serving.create, request, body))
+
+
+# answered by `direct_routes.DirectRoutes` ahead of FastAPI (their endpoints take the request alone)
+DIRECT = (chat_completions, completions)
 
 
 @router.get("/v1/models", responses=_ERRORS, response_model=None, dependencies=[Depends(require_key)])

@@ -140,3 +140,22 @@ def test_upstream_key_replaces_the_clients(make_proxy):
     body = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
     response = httpx.post(server.url + CHAT, json=body, headers={"Authorization": "Bearer sk-user"})
     assert response.json()["echo"]["headers"]["authorization"] == "Bearer sk-upstream"
+
+
+@pytest.mark.parametrize("path", [CHAT, "/v1/completions"])
+def test_an_unexpected_error_in_a_proxied_route_is_a_500_in_openai_shape(make_proxy, monkeypatch, path):
+    """The proxied POSTs are answered ahead of FastAPI's router (`direct_routes`): a failure there is
+    still the service's 500, logged, and the server stays up."""
+    proxy = make_proxy()
+    state = proxy.server.config.app.state
+    serving = state.serving_chat if path == CHAT else state.serving_completion
+
+    async def broken(request, body):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(serving, "create", broken)
+    body = {"model": "echo", "messages": [{"role": "user", "content": "hi"}], "prompt": "hi"}
+    error = _error(httpx.post(proxy.url + path, json=body), 500)
+    assert error["type"] == "api_error" and "server log" in error["message"]
+    assert httpx.get(proxy.url + "/healthz").status_code == 200
+    assert _error(httpx.put(proxy.url + path, json=body), 405)["code"] is None  # FastAPI's, as before
