@@ -104,7 +104,7 @@ class RequestCompressor:
         return texts, self._count(report)
 
     def _count(self, report: Report) -> Report:
-        self.metrics.compressions.labels(report.outcome).inc()
+        self.metrics.count_compression(report.outcome)
         return report
 
     def _fail(self, outcome: str, reason: str, original: int, request_id: str) -> Report:
@@ -115,7 +115,7 @@ class RequestCompressor:
             reason=reason,
             fail_open=self.fail_open,
         )
-        self.metrics.compressions.labels(outcome).inc()
+        self.metrics.count_compression(outcome)
         if not self.fail_open:
             code = "compression_timeout" if outcome == "timeout" else "compression_failed"
             raise APIError(503, f"compression {outcome} and the service fails closed: {reason}", code=code)

@@ -117,9 +117,10 @@ class Metrics:
         )
         self._cache_collector = CacheCollector(get_cache)
         r.register(self._cache_collector)
-        # the labelled children of `requests`/`latency` per (route, method, status): `labels()` validates
-        # and locks on every call, a dict lookup does not
+        # labelled children, kept: `labels()` validates and locks on every call, a dict lookup does not
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._upstream_latency: dict[str, Histogram] = {}
+        self._outcomes: dict[str, Counter] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""
@@ -130,6 +131,20 @@ class Metrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def upstream_latency_of(self, route: str) -> Histogram:
+        """`upstream_latency` of `route`."""
+        child = self._upstream_latency.get(route)
+        if child is None:
+            child = self._upstream_latency[route] = self.upstream_latency.labels(route)
+        return child
+
+    def count_compression(self, outcome: str) -> None:
+        """Count one request's compression `outcome` (applied, skipped, disabled, failed...)."""
+        child = self._outcomes.get(outcome)
+        if child is None:
+            child = self._outcomes[outcome] = self.compressions.labels(outcome)
+        child.inc()
 
     def record_tokens(self, original: int, compressed: int) -> None:
         self.tokens_original.inc(original)

@@ -133,7 +133,9 @@ def budget_overrides(
 
 def resolve_policy(base: Policy, headers: Mapping[str, str], body: PromptpressOptions | None) -> Policy:
     """The policy for one request: settings, then headers, then the body field."""
-    overrides = _overrides_from_headers(headers)
+    # the X-Promptpress-* headers in one pass (most requests have none)
+    ours = {k.lower(): v for k, v in headers.items() if k[:14].lower() == HEADER_PREFIX}
+    overrides = _overrides_from_headers(ours) if ours else {}
     if body is not None:
         overrides.update(body.model_dump(exclude_none=True))
     if not overrides:

@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 from .errors import error_body
 from .logs import event
 from .metrics import Metrics
-from .upstream import UpstreamResponse, is_timeout, transport_error
+from .upstream import UpstreamResponse, is_timeout, read_body
 
 # never passed back to the client (RFC 9110 hop-by-hop, what uvicorn recomputes, the encoding of
 # an answer aiohttp decompressed, and the upstream's own server and date)
@@ -79,12 +79,7 @@ def error_response(upstream: UpstreamResponse, content: bytes, extra: Mapping[st
 async def json_response(
     upstream: UpstreamResponse, extra: Mapping[str, str], usage: dict[str, Any] | None, metrics: Metrics
 ) -> Response:
-    try:
-        content = await upstream.read()
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-        raise transport_error(exc, metrics, "the upstream answer was cut", "upstream_cut") from exc
-    finally:
-        upstream.release()
+    content = await read_body(upstream, metrics)
     if upstream.status >= 400:
         metrics.upstream_errors.labels(f"http_{upstream.status // 100}xx").inc()
         return error_response(upstream, content, extra)

@@ -9,10 +9,12 @@ body this way documents it with `openapi_body` (and its schemas are added by `ad
 
 from __future__ import annotations
 
-import email.message
+import asyncio
 import json
 import re
-from collections.abc import Iterable
+import sys
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -26,6 +28,18 @@ from starlette.exceptions import HTTPException
 from .errors import UNPARSABLE_BODY, APIError, from_validation, invalid_json_message, validation_message
 
 M = TypeVar("M", bound=BaseModel)
+
+# asyncio's own deadline where there is one (Python 3.11+): a few us, anyio's ~15 us per request
+_deadline: Callable[[float | None], AbstractAsyncContextManager[Any]]
+if sys.version_info >= (3, 11):
+    _deadline = asyncio.timeout
+else:  # pragma: no cover - Python 3.10
+
+    @asynccontextmanager
+    async def _deadline(timeout: float | None) -> AsyncIterator[None]:
+        with anyio.fail_after(timeout):
+            yield
+
 
 _SCHEMA_REF = "#/components/schemas/{model}"
 _MISSING = [{"type": "missing", "loc": ("body",), "msg": "Field required"}]
@@ -77,12 +91,8 @@ def forwardable(data: Any) -> bytes:
 def _sent_as_json(content_type: str | None) -> bool:
     if not content_type:  # the app is not strict about it: a body without a Content-Type is JSON
         return True
-    message = email.message.Message()
-    message["content-type"] = content_type
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
-    )
+    maintype, _, subtype = content_type.partition(";")[0].strip().lower().partition("/")
+    return maintype == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
 async def read_json(request: Request, timeout: float | None = None) -> JSONBody:
@@ -90,7 +100,7 @@ async def read_json(request: Request, timeout: float | None = None) -> JSONBody:
     client that sent less than its Content-Length, or stalls) is a 408."""
     content_type = request.headers.get("content-type")
     try:
-        with anyio.fail_after(timeout):
+        async with _deadline(timeout):
             content = await request.body()
     except TimeoutError:
         raise APIError(

@@ -4,7 +4,6 @@ content parts; other parts are never touched)."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from fastapi import Request
@@ -15,7 +14,7 @@ from .openai_models import ChatCompletionRequest
 from .policy import Policy, Slot, apply_chat, chat_slots
 from .question import Question, chat_question
 from .request_body import JSONBody
-from .serving_proxy import ProxyServing, answer_until_disconnect
+from .serving_proxy import ProxyServing
 from .state import ServiceState
 
 
@@ -31,9 +30,7 @@ class ChatCompletionsProxy(ProxyServing[ChatCompletionRequest]):
         chat = body.validate(ChatCompletionRequest)
         local = self.local_models.get(chat.model)
         if local is not None:
-            return await answer_until_disconnect(
-                request, partial(local.create_chat_completion, request, body, chat)
-            )
+            return await local.create_chat_completion(request, body, chat)
         return await self.proxy(request, body, chat)
 
     def find_slots(self, data: dict[str, Any], policy: Policy) -> list[Slot]:

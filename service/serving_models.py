@@ -15,6 +15,7 @@ from .local_models import LocalModels
 from .logs import event
 from .proxy import json_response
 from .state import ServiceState
+from .upstream import read_body
 
 
 class ModelsServing:
@@ -28,9 +29,7 @@ class ModelsServing:
         upstream = self.state.require_upstream()
         headers = upstream.request_headers(request.headers, stream=False)
         metrics = self.state.metrics
-        response = await upstream.send(
-            "GET", "models", content=None, headers=headers, stream=True, metrics=metrics
-        )
+        response = await upstream.send("GET", "models", content=None, headers=headers, metrics=metrics)
         return await json_response(response, {}, None, metrics)
 
     async def _with_local_models(self, request: Request) -> Response:
@@ -50,15 +49,11 @@ class ModelsServing:
 
     async def _upstream_models(self, request: Request) -> list[Any]:
         upstream = self.state.require_upstream()
-        response = await upstream.send(
-            "GET",
-            "models",
-            content=None,
-            headers=upstream.request_headers(request.headers, stream=False),
-            stream=False,
-            metrics=self.state.metrics,
-        )
-        data = json.loads(await response.read())["data"] if response.status == 200 else None
+        metrics = self.state.metrics
+        headers = upstream.request_headers(request.headers, stream=False)
+        response = await upstream.send("GET", "models", content=None, headers=headers, metrics=metrics)
+        content = await read_body(response, metrics)
+        data = json.loads(content)["data"] if response.status == 200 else None
         if not isinstance(data, list):
             raise ValueError(f"HTTP {response.status}")
         return data

@@ -4,7 +4,8 @@ them back into the client's own JSON, and forward it.
 A request is validated (only the fields promptpress reads), its policy resolved, the selected texts
 compressed, and the client's JSON forwarded with just those texts replaced and the ``promptpress``
 field removed (its original bytes, byte for byte, when nothing changed). Streaming answers are relayed
-chunk by chunk; a plain answer is cancelled, upstream request included, when the client goes away.
+chunk by chunk. The route runs `create` under `answer_until_disconnect`, once for the whole request:
+a client that goes away cancels it at any point, upstream request included.
 `ChatCompletionsProxy` (`serving_chat`) and `CompletionsProxy` (`serving_completion`) say where the
 texts sit in their request.
 """
@@ -29,7 +30,7 @@ from .proxy import json_response, stream_response, until_disconnect
 from .question import Question, explicit_question, split_question
 from .request_body import JSONBody, check_text, forwardable
 from .state import ServiceState, request_id
-from .upstream import Upstream, UpstreamResponse
+from .upstream import Upstream
 
 RequestT = TypeVar("RequestT", ChatCompletionRequest, CompletionRequest)
 
@@ -137,19 +138,10 @@ class ProxyServing(ABC, Generic[RequestT]):
         extra = report.headers()
         route = "/v1/" + self.path
 
-        async def send() -> UpstreamResponse:
-            start = time.perf_counter()
-            response = await upstream.send(
-                "POST", self.path, content=content, headers=headers, stream=True, metrics=metrics
-            )
-            metrics.upstream_latency.labels(route).observe(time.perf_counter() - start)
-            return response
-
+        start = time.perf_counter()
+        response = await upstream.send("POST", self.path, content=content, headers=headers, metrics=metrics)
+        metrics.upstream_latency_of(route).observe(time.perf_counter() - start)
         if stream:
-            return await stream_response(await send(), extra, metrics)
+            return await stream_response(response, extra, metrics)
         usage = report.usage() if self.state.settings.usage_in_body else None
-
-        async def complete() -> Response:
-            return await json_response(await send(), extra, usage, metrics)
-
-        return await answer_until_disconnect(request, complete)
+        return await json_response(response, extra, usage, metrics)

@@ -142,7 +142,7 @@ class SoftChatServing:
             if not isinstance(prepared, Prepared):
                 raise RuntimeError(f"the soft model answered {type(prepared).__name__} before its prompt")
             report = _report(prepared, compress)
-            state.metrics.compressions.labels(report.outcome).inc()
+            state.metrics.count_compression(report.outcome)
             state.metrics.record_tokens(report.original_tokens, report.compressed_tokens)
             if chat.stream:
                 include_usage = bool(params.stream_options and params.stream_options.include_usage)

@@ -24,7 +24,7 @@ from .errors import APIError
 from .logs import redact_url
 from .metrics import Metrics
 
-__all__ = ["Upstream", "UpstreamResponse", "environment_proxy", "ssl_context", "transport_error"]
+__all__ = ["Upstream", "UpstreamResponse", "environment_proxy", "read_body", "ssl_context", "transport_error"]
 
 UpstreamResponse = aiohttp.ClientResponse
 
@@ -172,52 +172,50 @@ class Upstream:
         return url
 
     async def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | None,
-        headers: dict[str, str],
-        stream: bool,
-        metrics: Metrics,
+        self, method: str, path: str, *, content: bytes | None, headers: dict[str, str], metrics: Metrics
     ) -> UpstreamResponse:
-        """Send and return the response (headers read; body unread when `stream`, else read and the
-        connection released). Transport failures become 504 (timeouts) or 502 (anything else)."""
+        """Send and return the response, its headers read and its body not (`read_body`, or the relays
+        of `proxy`). Transport failures become 504 (timeouts) or 502 (anything else)."""
         body: bytes | Payload | None = content
         if content is not None and len(content) > _UNBLOCKING_BODY:
             body = TimedBody(content, self.write_timeout)
         try:
             try:
-                return await self._send(method, path, body, headers, stream)
+                return await self._send(method, path, body, headers)
             except aiohttp.ClientConnectorError:
                 raise
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
                 # A pooled keep-alive connection the upstream had just closed: the request got no
                 # answer at all. Send it once more on a fresh connection (as OpenAI's clients do).
                 metrics.upstream_errors.labels("retried").inc()
-                return await self._send(method, path, body, headers, stream)
+                return await self._send(method, path, body, headers)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             raise transport_error(
                 exc, metrics, "could not reach the upstream", "upstream_unavailable"
             ) from exc
 
     async def _send(
-        self, method: str, path: str, body: bytes | Payload | None, headers: dict[str, str], stream: bool
+        self, method: str, path: str, body: bytes | Payload | None, headers: dict[str, str]
     ) -> UpstreamResponse:
-        response = await self.session().request(
+        return await self.session().request(
             method, self.url(path), data=body, headers=headers, allow_redirects=False
         )
-        if not stream:
-            try:
-                await response.read()
-            finally:
-                response.release()
-        return response
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def read_body(response: UpstreamResponse, metrics: Metrics) -> bytes:
+    """The whole body of `response`, its connection then released (to the pool, or closed when the
+    body was cut); a transport failure while reading is a 502 (or 504) `APIError`."""
+    try:
+        return await response.read()
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        raise transport_error(exc, metrics, "the upstream answer was cut", "upstream_cut") from exc
+    finally:
+        response.release()
 
 
 def is_timeout(exc: BaseException) -> bool:
