@@ -20,7 +20,7 @@ from typing import Any
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, BaseDocumentTransformer, Document
 from langchain_core.embeddings import Embeddings
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from promptpress.compressor import CompressionResult, CompressOptions, Compressor
 from promptpress.compressor.query_aware import QuestionAwareCompressor
@@ -40,8 +40,10 @@ class PromptpressDocumentCompressor(CompressorFields, BaseDocumentCompressor, Ba
     compressor / cache / rate / target_tokens / options: see `CompressorFields`; the budget is the
         whole document list's.
     query_aware: use the query when one is given (relevance-weighted budget, `min_relevance`).
-    relevance: LangChain `Embeddings` scoring query/document relevance; default `LocalEmbeddings()`
-        (the packaged all-MiniLM-L6-v2), loaded only when a query is used.
+    relevance: LangChain `Embeddings` scoring query/document relevance; default
+        `LocalEmbeddings(embedding_model)` (the packaged all-MiniLM-L6-v2 unless `embedding_model`
+        names another, e.g. ``"package:all-mpnet-base-v2"``), loaded only when a query is used. Give
+        `relevance` or `embedding_model`, not both.
     min_relevance: drop documents whose cosine similarity to the query is below this.
     temperature / min_rate: shape of the relevance-weighted budget split (see `split_budget`).
     stats_key: metadata key of the figures (None: add none).
@@ -53,6 +55,12 @@ class PromptpressDocumentCompressor(CompressorFields, BaseDocumentCompressor, Ba
     temperature: float = Field(default=0.1, gt=0.0)
     min_rate: float = Field(default=0.1, gt=0.0, le=1.0)
     stats_key: str | None = "promptpress"
+
+    @model_validator(mode="after")
+    def _one_relevance_model(self) -> PromptpressDocumentCompressor:
+        if self.relevance is not None and self.embedding_model is not None:
+            raise ValueError("give relevance= (an Embeddings object) or embedding_model= (a spec), not both")
+        return self
 
     # ------------------------------------------------------------------ LangChain entry points
     def compress_documents(
@@ -94,7 +102,7 @@ class PromptpressDocumentCompressor(CompressorFields, BaseDocumentCompressor, Ba
 
     def _embeddings(self) -> Embeddings:
         if self.relevance is None:
-            return LocalEmbeddings()
+            return LocalEmbeddings(self._embedding_model())
         return self.relevance
 
     def _compress(self, docs: list[Document], scores: Scores) -> list[Document]:

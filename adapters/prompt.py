@@ -64,7 +64,7 @@ class PromptCompressorRunnable(CompressorFields, RunnableSerializable[PromptInpu
         paragraphs (or sentence groups) then share the budget by relevance to it. With messages,
         when `markers` spans are used, the unmarked text of the last human message holding markers
         is the question (``question_from_unmarked=False`` turns that off). The question itself is
-        never compressed.
+        never compressed. `embedding_model` (see `CompressorFields`) is the relevance model.
     """
 
     roles: tuple[str, ...] = ("human",)
@@ -189,7 +189,7 @@ class PromptCompressorRunnable(CompressorFields, RunnableSerializable[PromptInpu
             return []
         engine, options = self._engine(), self._options()
         if question and question.strip():
-            result = question_aware(engine).compress_for_question(
+            result = question_aware(engine, self._embedding_model()).compress_for_question(
                 texts, question, options.rate, options=options
             )
         else:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from promptpress.cache import SegmentCache, open_cache
 from promptpress.compressor import CompressOptions, Compressor, load_compressor
+from promptpress.compressor.query_aware import DEFAULT_EMBEDDING_MODEL
 
 __all__ = [
     "CompressorFields",
@@ -111,6 +112,9 @@ class CompressorFields(BaseModel):
     cache: segment cache object or spec (``"redis://host:6379/0"``) for the default compressor.
     rate / target_tokens / options: the budget (as in `CompressOptions`; `rate` and `target_tokens`
         override the fields of `options`).
+    embedding_model: the relevance model when a question (or query) is known: an asset spec such
+        as ``"package:all-mpnet-base-v2"`` or a local sentence-transformers directory; None: the
+        default, the packaged all-MiniLM-L6-v2 (`DEFAULT_EMBEDDING_MODEL`).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -122,12 +126,18 @@ class CompressorFields(BaseModel):
     rate: float | None = None
     target_tokens: int | None = None
     options: CompressOptions | None = None
+    embedding_model: str | None = None
 
     @model_validator(mode="after")
     def _check_compressor_fields(self) -> CompressorFields:
         build_options(self.options, self.rate, self.target_tokens)
         check_compressor_args(self.compressor, self.cache)
+        if self.embedding_model is not None and not self.embedding_model.strip():
+            raise ValueError("embedding_model must be an asset spec or a directory (None: the default)")
         return self
+
+    def _embedding_model(self) -> str:
+        return self.embedding_model or DEFAULT_EMBEDDING_MODEL
 
     def _engine(self) -> Compressor:
         return resolve_compressor(self.compressor, self.cache)

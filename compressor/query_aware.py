@@ -4,7 +4,8 @@ The token classifier reads no question. When one is known (RAG, long-document QA
 coarse step helps a great deal: score each unit of the input by its relevance to the question and
 let relevant units keep most of their words while off-topic ones keep few. Here relevance is the
 cosine similarity of sentence embeddings (default: the packaged all-MiniLM-L6-v2 through
-sentence-transformers, offline), and the units are the contexts given, or the paragraphs (blank
+sentence-transformers, offline; ``sentence_embedder("package:all-mpnet-base-v2")`` is the bigger
+packaged alternative), and the units are the contexts given, or the paragraphs (blank
 lines) of a single long context. `budget.allocate_budget` splits the call's budget by the scores
 (`split_budget`); the classifier then compresses every unit to its share in one batched call
 (`CompressOptions.context_budgets`).
@@ -283,16 +284,20 @@ class QuestionAwareCompressor:
         return count_tokens(text, encoding.name if encoding is not None else DEFAULT_ENCODING)
 
 
-_question_aware: dict[int, QuestionAwareCompressor] = {}
+_question_aware: dict[tuple[int, str], QuestionAwareCompressor] = {}
 _question_aware_lock = threading.Lock()
 
 
-def question_aware(compressor: Compressor) -> QuestionAwareCompressor:
-    """One `QuestionAwareCompressor` per compressor object in this process, so the service's runner
+def question_aware(
+    compressor: Compressor, embedding_model: str = DEFAULT_EMBEDDING_MODEL
+) -> QuestionAwareCompressor:
+    """One `QuestionAwareCompressor` per compressor object and relevance model (`embedding_model`, an
+    asset spec or a local sentence-transformers directory) in this process, so the service's runner
     and every adapter using that compressor share its embedding cache."""
+    key = (id(compressor), embedding_model)
     with _question_aware_lock:
-        qa = _question_aware.get(id(compressor))
+        qa = _question_aware.get(key)
         if qa is None or qa.compressor is not compressor:
-            qa = QuestionAwareCompressor(compressor)
-            _question_aware[id(compressor)] = qa
+            qa = QuestionAwareCompressor(compressor, sentence_embedder(embedding_model))
+            _question_aware[key] = qa
         return qa

@@ -6,8 +6,10 @@
   classifier's teacher; default LM: the packaged Qwen2.5-Coder-0.5B, slow on a CPU);
 - `lexical`: words ranked by the lexical teacher (rarity, numbers, names, spans; no model);
 - `classifier` or `classifier:MODEL`: the token-classification compressor (`load_compressor`);
-- `classifier_qa[:MODEL]`: the same behind a question-aware budget (paragraphs share the context's
-  budget by embedding relevance to the question: `promptpress.compressor.query_aware`);
+- `classifier_qa[:MODEL][@EMBEDDING]`: the same behind a question-aware budget (paragraphs share the
+  context's budget by embedding relevance to the question: `promptpress.compressor.query_aware`);
+  EMBEDDING is the relevance model (default the packaged all-MiniLM-L6-v2), e.g.
+  `classifier_qa@package:all-mpnet-base-v2`;
 - `soft` or `soft:WEIGHTS`: the segment-wise soft compressor (shipped or trained weights); its
   reader is its own decoder fed concept embeddings in place of the context, at rate 1/C;
   `soft_tokens[:WEIGHTS]` is that same decoder reading the whole prompt as tokens, the reference
@@ -25,9 +27,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from promptpress.cache import open_cache
-from promptpress.compressor import load_compressor
+from promptpress.compressor import AssetError, load_compressor
 from promptpress.compressor.options import CompressOptions, Compressor
-from promptpress.compressor.query_aware import QuestionAwareCompressor
+from promptpress.compressor.query_aware import (
+    QuestionAwareCompressor,
+    load_sentence_model,
+    sentence_embedder,
+)
 from promptpress.compressor.result import CompressionResult, ContextResult
 from promptpress.compressor.tokens import count_tokens
 
@@ -54,6 +60,7 @@ BUILTIN = (
     "soft_tokens",
 )
 _REGISTRY: dict[str, Callable[[], Compressor]] = {}
+_CLASSIFIERS: dict[tuple[str | None, str], Compressor] = {}
 
 
 @runtime_checkable
@@ -170,12 +177,8 @@ def make_method(
     if spec == "surprisal" or spec.startswith("surprisal:"):
         return Method(spec, SurprisalDropCompressor(spec.partition(":")[2] or None))
     head, _, model_spec = spec.partition(":")
-    if head in ("classifier", "classifier_qa"):
-        # an in-process segment cache: each window is scored once whatever the rate or the question
-        classifier = load_compressor(
-            model_spec or None, backend=classifier_backend, cache=open_cache("memory://")
-        )
-        return Method(spec, classifier if head == "classifier" else QuestionAwareCompressor(classifier))
+    if spec.partition("@")[0].partition(":")[0] in ("classifier", "classifier_qa"):
+        return classifier_method(spec, classifier_backend)
     if spec in _REGISTRY:
         return Method(spec, _from_object(_REGISTRY[spec], spec))
     if head in ("soft", "soft_tokens"):
@@ -190,6 +193,34 @@ def make_method(
         known = ", ".join([*BUILTIN, *sorted(_REGISTRY)])
         raise MethodError(f"unknown method {spec!r}; known: {known}, or module:attr")
     return Method(name, _from_object(_import(path), name))
+
+
+def classifier_method(spec: str, backend: str = "torch") -> Method:
+    """`classifier[:MODEL]` or `classifier_qa[:MODEL][@EMBEDDING]`."""
+    base, at, embedding = spec.partition("@")
+    head, _, model_spec = base.partition(":")
+    if at and (head != "classifier_qa" or not embedding.strip()):
+        raise MethodError(f"{spec!r}: '@EMBEDDING' names the relevance model of classifier_qa only")
+    classifier = _classifier(model_spec or None, backend)
+    if head == "classifier":
+        return Method(spec, classifier)
+    if not at:
+        return Method(spec, QuestionAwareCompressor(classifier))
+    try:  # loaded now: a missing model is a clear error before any work
+        load_sentence_model(embedding.strip())
+    except (AssetError, ImportError, OSError) as exc:
+        raise MethodError(f"{spec}: cannot load the relevance model: {exc}") from exc
+    return Method(spec, QuestionAwareCompressor(classifier, sentence_embedder(embedding.strip())))
+
+
+def _classifier(model: str | None, backend: str) -> Compressor:
+    """One classifier per model and backend in this process, with an in-process segment cache: each
+    window is scored once whatever the rate, the question or the method using it (`classifier`,
+    `classifier_qa` and its relevance models side by side score a context once)."""
+    key = (model, backend)
+    if key not in _CLASSIFIERS:
+        _CLASSIFIERS[key] = load_compressor(model, backend=backend, cache=open_cache("memory://"))
+    return _CLASSIFIERS[key]
 
 
 def soft_method(kind: str, weights: str | None, *, precision: str = "fp32") -> Method:

@@ -24,6 +24,7 @@ from fastapi.routing import APIRoute
 from promptpress.cache import SegmentCache
 from promptpress.cache.factory import open_cache
 from promptpress.compressor import Compressor, load_compressor
+from promptpress.compressor.query_aware import load_sentence_model
 from promptpress.compressor.soft.engine import SoftCompressor
 
 from . import logs
@@ -87,12 +88,26 @@ def _upstream(settings: Settings) -> Upstream | None:
     )
 
 
+async def _load_relevance_model(spec: str) -> None:
+    """Load the question-aware relevance model now, so the first question does not wait for it (a
+    first use may also extract it: seconds). A failure is logged; question-aware requests then fail
+    open like any compression failure."""
+    try:
+        await anyio.to_thread.run_sync(load_sentence_model, spec)
+        logs.event("embedding_model_loaded", model=spec)
+    except Exception as exc:
+        logs.event(
+            "embedding_model_unavailable", logging.ERROR, model=spec, error=f"{type(exc).__name__}: {exc}"
+        )
+
+
 def _set_compressor(state: ServiceState, compressor: Compressor) -> None:
     state.compressor = compressor
     state.runner = CompressionRunner(
         compressor,
         concurrency=state.settings.compressor_concurrency,
         timeout=state.settings.compression_timeout,
+        embedding_model=state.settings.embedding_model,
     )
 
 
@@ -127,6 +142,8 @@ async def _startup(state: ServiceState, load: bool) -> list[SegmentCache]:
         except Exception as exc:
             state.compressor_error = f"{type(exc).__name__}: {exc}"
             logs.event("compressor_unavailable", logging.ERROR, error=state.compressor_error)
+        if state.runner is not None and settings.question != "off":
+            await _load_relevance_model(settings.embedding_model)
     if state.soft is not None and settings.soft_preload:
         try:
             await state.soft.compressor()

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from promptpress.compressor import CompressionResult, CompressOptions, Compressor
-from promptpress.compressor.query_aware import question_aware
+from promptpress.compressor.query_aware import DEFAULT_EMBEDDING_MODEL, question_aware
 
 
 class CompressionTimeout(TimeoutError):
@@ -30,7 +30,14 @@ class Timed:
 
 
 class CompressionRunner:
-    def __init__(self, compressor: Compressor, *, concurrency: int = 2, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        compressor: Compressor,
+        *,
+        concurrency: int = 2,
+        timeout: float = 10.0,
+        embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+    ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         if timeout <= 0:
@@ -38,6 +45,7 @@ class CompressionRunner:
         self.compressor = compressor
         self.concurrency = concurrency
         self.timeout = timeout
+        self.embedding_model = embedding_model  # the relevance model of question-aware compression
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="promptpress-compress")
         self._slots: asyncio.Semaphore | None = None
         self._running = 0
@@ -52,7 +60,7 @@ class CompressionRunner:
         self, contexts: Sequence[str], options: CompressOptions, question: str | None = None
     ) -> Timed:
         """Compress `contexts` under `options`; for `question` when one is given (its units share the
-        budget by relevance: `QuestionAwareCompressor`)."""
+        budget by relevance under `embedding_model`: `QuestionAwareCompressor`)."""
         try:
             return await asyncio.wait_for(self._run(list(contexts), options, question), self.timeout)
         except asyncio.TimeoutError as exc:
@@ -78,7 +86,7 @@ class CompressionRunner:
         start = time.perf_counter()
         try:
             if question is not None:
-                result = question_aware(self.compressor).compress_for_question(
+                result = question_aware(self.compressor, self.embedding_model).compress_for_question(
                     contexts, question, options.rate, options=options
                 )
             else:

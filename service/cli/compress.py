@@ -43,6 +43,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "embedding relevance to TEXT, relevant ones keeping more",
     )
     p.add_argument(
+        "--embedding-model",
+        metavar="SPEC",
+        default=None,
+        help="with --question: the relevance model, package:all-minilm-l6-v2 (default, in the base "
+        "install), package:all-mpnet-base-v2 (bigger; see docs/compression.md for its install), or a "
+        "local sentence-transformers directory",
+    )
+    p.add_argument(
         "--model",
         default=None,
         help="builtin:NAME (promptpress's own; default builtin:minilm-qmsum-v0), package:NAME "
@@ -175,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
         require("the ONNX backends (--backend onnx, onnx-int8)", "fast")
     if args.cache and is_redis_spec(args.cache):
         require("the Redis cache (--cache redis://...)", "redis")
+    if args.embedding_model is not None and args.question is None:
+        raise CLIError("--embedding-model chooses the relevance model of --question: give --question too")
     text = _read_input(args.file)
     from promptpress.compressor import AssetError, ModelError, OptionsError, load_compressor
     from promptpress.compressor.options import CompressOptions
@@ -202,14 +212,20 @@ def run(args: argparse.Namespace) -> int:
         if args.question is not None:
             if args.budget != "global":
                 raise CLIError("--question needs --budget global (the question sets each context's budget)")
-            from promptpress.compressor.query_aware import QuestionAwareCompressor
+            from promptpress.compressor.query_aware import (
+                DEFAULT_EMBEDDING_MODEL,
+                QuestionAwareCompressor,
+                sentence_embedder,
+            )
 
-            result = QuestionAwareCompressor(compressor).compress_for_question(
+            embed = sentence_embedder(args.embedding_model or DEFAULT_EMBEDDING_MODEL)
+            result = QuestionAwareCompressor(compressor, embed).compress_for_question(
                 contexts, args.question, args.rate, options=options
             )
         else:
             result = compressor.compress(contexts, options)
-    except (OptionsError, ImportError) as exc:  # ImportError: --question without sentence-transformers
+    # ImportError: --question without sentence-transformers; AssetError: a missing relevance model
+    except (OptionsError, ImportError, AssetError) as exc:
         raise CLIError(str(exc)) from exc
     if args.json:
         json.dump(result.to_dict(include_words=args.words), sys.stdout, ensure_ascii=False, indent=2)

@@ -34,6 +34,11 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--upstream", metavar="URL", help="OpenAI-compatible base URL to forward to")
     serve.add_argument("--upstream-api-key", metavar="KEY", help="key sent to the upstream")
     serve.add_argument("--model", help="compressor model spec (default: builtin:minilm-qmsum-v0)")
+    serve.add_argument(
+        "--embedding-model",
+        metavar="SPEC",
+        help="relevance model of question-aware compression (default: package:all-minilm-l6-v2)",
+    )
     serve.add_argument("--rate", type=float, help="default fraction of tokens kept")
     serve.add_argument("--min-tokens", type=int, help="texts shorter than this are left alone")
     serve.add_argument("--cache", metavar="URL", help="segment cache (memory://, redis://..., disk://...)")
@@ -113,6 +118,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "upstream_base_url": args.upstream,
         "upstream_api_key": args.upstream_api_key,
         "model": args.model,
+        "embedding_model": args.embedding_model,
         "rate": args.rate,
         "min_tokens": args.min_tokens,
         "cache_url": args.cache,

@@ -94,6 +94,24 @@ def test_query_weights_the_budget_by_relevance(paragraphs, compressor, embedding
     assert "relevance" not in _stats(unaware.compress_documents(docs, QUERY)[0])
 
 
+def test_embedding_model_names_the_relevance_model(paragraphs, compressor, embeddings):
+    from promptpress.adapters.embeddings import LocalEmbeddings
+
+    docs = paragraphs[:4]
+    compress = PromptpressDocumentCompressor(
+        compressor=compressor, embedding_model="package:all-mpnet-base-v2", rate=0.4
+    )
+    out = compress.compress_documents(docs, QUERY)
+    texts = [d.page_content for d in docs]
+    mpnet = relevance_scores(LocalEmbeddings("package:all-mpnet-base-v2"), QUERY, texts)
+    assert [_stats(d)["relevance"] for d in out] == pytest.approx(mpnet, abs=1e-4)
+    assert mpnet != pytest.approx(relevance_scores(embeddings, QUERY, texts), abs=1e-3)  # not MiniLM's
+    with pytest.raises(ValidationError, match="not both"):
+        PromptpressDocumentCompressor(
+            compressor=compressor, relevance=embeddings, embedding_model="package:all-mpnet-base-v2"
+        )
+
+
 def test_min_relevance_drops_off_topic_documents(paragraphs, compressor, embeddings):
     docs = paragraphs[:8]
     scores = relevance_scores(embeddings, QUERY, [d.page_content for d in docs])

@@ -228,6 +228,29 @@ def test_question_variable_makes_the_variables_question_aware():
         )
 
 
+def test_embedding_model_chooses_the_relevance_model():
+    from promptpress.adapters.langchain import PromptCompressorRunnable
+    from promptpress.adapters.shared import shared_compressor
+    from promptpress.compressor.query_aware import question_aware
+
+    values = {"context": "\n\n".join(_PARAGRAPHS), "question": "Who built famous violins in Cremona?"}
+    step = PromptCompressorRunnable(
+        rate=0.4,
+        min_tokens=10,
+        variables=["context"],
+        question_variable="question",
+        embedding_model="package:all-mpnet-base-v2",
+    )
+    mpnet = question_aware(shared_compressor(), "package:all-mpnet-base-v2").embed
+    before = mpnet.misses
+    out = step.invoke(values)
+    assert mpnet.misses > before  # the units and the question went through all-mpnet-base-v2
+    assert "Stradivari built his most famous instruments in Cremona" in out["context"]
+    assert "tens of thousands of workers" not in out["context"]
+    with pytest.raises(ValueError, match="embedding_model"):
+        PromptCompressorRunnable(embedding_model=" ")
+
+
 def test_unmarked_text_of_the_human_message_is_the_question():
     from langchain_core.messages import HumanMessage
 

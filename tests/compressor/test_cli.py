@@ -101,6 +101,12 @@ def test_models_lists_the_default(capsys):
         (["compress", "-", "--rate", "1.5"], "text", "rate must be in (0, 1]"),
         (["compress", "-", "--model", "package:unknown"], "some text", "unknown packaged model"),
         (["compress", "-", "--model", "./missing-dir"], "some text", "does not exist"),
+        (["compress", "-", "--embedding-model", "package:mpnet"], "some text", "give --question too"),
+        (
+            ["compress", "-", "--question", "q?", "--embedding-model", "package:nope"],
+            "one paragraph.\n\ntwo paragraphs.",
+            "unknown packaged model 'nope'",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_error(args, stdin, message):
@@ -152,6 +158,12 @@ def test_question_aware_compression(tmp_path, capsys):
     assert shares[2] == max(shares) and shares[2] > 2 * min(shares)
     assert main(["compress", str(path), "--question", question, "--budget", "window"]) == 2
     assert "--question needs --budget global" in capsys.readouterr().err
+    # the bigger packaged relevance model, chosen by its spec, decides the same way
+    args = ["compress", str(path), "--rate", "0.4", "--question", question, "--json"]
+    assert main([*args, "--embedding-model", "package:all-mpnet-base-v2"]) == 0
+    contexts = json.loads(capsys.readouterr().out)["contexts"]
+    assert max(contexts, key=lambda c: c["relevance"])["index"] == 2
+    assert max(contexts, key=lambda c: c["compressed_tokens"] / c["original_tokens"])["index"] == 2
 
 
 def test_first_run_with_an_empty_cache_prints_only_text_and_one_stats_line(multi_news, tmp_path):

@@ -6,7 +6,12 @@ import pytest
 
 from promptpress.compressor import load_compressor
 from promptpress.compressor.options import CompressOptions, OptionsError
-from promptpress.compressor.query_aware import QuestionAwareCompressor, paragraphs
+from promptpress.compressor.query_aware import (
+    DEFAULT_EMBEDDING_MODEL,
+    QuestionAwareCompressor,
+    paragraphs,
+    question_aware,
+)
 from promptpress.compressor.tokens import count_tokens
 
 # three short documents on unrelated subjects (written for this test)
@@ -106,3 +111,15 @@ def test_few_paragraphs_fall_back_to_sentence_groups_and_keep_the_text_shape(cla
     assert "\n\n" not in result.compressed_text  # put back together with the original spaces
     assert "Stradivari" in result.compressed_text
     assert all(c.relevance is not None for c in result.contexts)
+
+
+def test_one_question_aware_compressor_per_compressor_and_relevance_model(classifier):
+    default = question_aware(classifier)
+    assert question_aware(classifier, DEFAULT_EMBEDDING_MODEL) is default  # its embedding cache is shared
+    mpnet = question_aware(classifier, "package:all-mpnet-base-v2")
+    assert mpnet is not default and question_aware(classifier, "package:all-mpnet-base-v2") is mpnet
+    question = "Who built famous violins in Cremona?"
+    by_mpnet = mpnet.compress_for_question("\n\n".join(DOCS), question, 0.4)
+    assert len(mpnet.embed([question])[0]) == 768 and len(default.embed([question])[0]) == 384
+    best = max(by_mpnet.contexts, key=lambda c: c.relevance or 0.0)
+    assert best.index == 2 and "Stradivari" in by_mpnet.compressed_text

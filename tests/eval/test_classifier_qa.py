@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import topic_paragraphs
 
+from promptpress.compressor.query_aware import QuestionAwareCompressor
 from promptpress.compressor.tokens import count_tokens
 from promptpress.eval import methods as mt
 from promptpress.eval.runner import _CompressionMemo
@@ -59,3 +60,25 @@ def test_a_sample_without_a_question_is_compressed_plainly(method: mt.Method) ->
     ours = _compress(method, 0.4, CONTEXT, None)
     reference = _compress(plain, 0.4, CONTEXT, None)
     assert ours.text == reference.text and ours.compressed_tokens < ours.original_tokens
+
+
+def test_the_relevance_model_is_part_of_the_method_spec() -> None:
+    spec = "classifier_qa@package:all-mpnet-base-v2"
+    mpnet = mt.make_method(spec)
+    assert mpnet.name == spec and mpnet.question_aware
+    assert isinstance(mpnet.compressor, QuestionAwareCompressor)
+    assert len(mpnet.compressor.embed([QUESTION])[0]) == 768  # all-mpnet-base-v2, not MiniLM (384)
+    result = mpnet.compressor.compress_for_question(CONTEXT, QUESTION, 0.4)
+    assert (
+        max(result.contexts, key=lambda c: c.relevance or 0.0).index == 0
+        and "Duisburg" in result.compressed_text
+    )
+    names = [m.name for m in mt.parse_methods(f"classifier_qa,{spec}")]
+    assert names == ["classifier_qa", spec]  # both relevance models side by side in one run
+    for bad, message in (
+        ("classifier@package:all-mpnet-base-v2", "classifier_qa only"),
+        ("classifier_qa@", "classifier_qa only"),
+        ("classifier_qa@package:nope", "unknown packaged model"),
+    ):
+        with pytest.raises(mt.MethodError, match=message):
+            mt.make_method(bad)

@@ -146,3 +146,32 @@ def test_runner_bounds_concurrency_and_times_out(base):
         slow.close()
 
     asyncio.run(scenario())
+
+
+def test_embedding_model_setting_and_the_runner_that_uses_it(monkeypatch, base):
+    from promptpress.compressor.query_aware import DEFAULT_EMBEDDING_MODEL, question_aware
+
+    assert Settings(_env_file=None).embedding_model == DEFAULT_EMBEDDING_MODEL  # type: ignore[call-arg]
+    monkeypatch.setenv("PROMPTPRESS_EMBEDDING_MODEL", "package:all-mpnet-base-v2")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.embedding_model == "package:all-mpnet-base-v2"
+    monkeypatch.setenv("PROMPTPRESS_EMBEDDING_MODEL", "")
+    with pytest.raises(ValueError, match="embedding_model"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+    model = _Sleepy(0.0)
+    # a long deadline: the first use extracts and loads the model (the service loads it at startup)
+    runner = CompressionRunner(model, timeout=300, embedding_model=settings.embedding_model)
+    mpnet = question_aware(model, "package:all-mpnet-base-v2").embed
+    text = "\n\n".join(
+        [
+            "Stradivari built his violins in Cremona.",
+            "Bees dance to show where flowers are.",
+            "The Rhine flows into the North Sea.",
+        ]
+    )
+    timed = asyncio.run(runner.run([text], base.options, "Who built violins?"))
+    runner.close()
+    assert mpnet.misses == 4  # three paragraphs and the question, through all-mpnet-base-v2
+    [context] = timed.result.contexts  # the text's paragraphs shared its budget: the best one's relevance
+    assert context.relevance is not None and context.relevance > 0.5
