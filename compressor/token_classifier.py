@@ -57,9 +57,10 @@ class TokenClassifierCompressor:
     >>> result.compressed_text, result.original_tokens, result.compressed_tokens
 
     `backend` picks the inference path ("torch", "int8", "onnx", "onnx-int8"; an ONNX backend whose
-    model was exported before opens without torch: `loader`); `cache` is an optional segment cache (`promptpress.cache`) holding each window's token probabilities, so a
-    window seen before costs no model call whatever rate is asked; `cache_namespace` is the tenant
-    part of its keys (default: ``PROMPTPRESS_CACHE_NAMESPACE``, else ``default``).
+    model was exported before opens without torch: `loader`); `cache` is an optional segment cache
+    (`promptpress.cache`) holding each window's token probabilities, so a window seen before costs no
+    model call whatever rate is asked; `cache_namespace` is the tenant part of its keys (default:
+    ``PROMPTPRESS_CACHE_NAMESPACE``, else ``default``).
     """
 
     method = "token_classifier"
