@@ -1,5 +1,7 @@
 """uvicorn's HTTP protocol, with its own 400s (a request it cannot parse: a bad ``Content-Length``, a
-malformed request line or header) in OpenAI's error shape instead of uvicorn's ``text/plain``."""
+malformed request line or header) in OpenAI's error shape instead of uvicorn's ``text/plain``; with
+httptools, each request is also told when its client's connection is lost (`disconnect.Disconnect`,
+so no watcher task runs per request)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .disconnect import EXTENSION, Disconnect, disconnect_of
 from .errors import error_body
 
 __all__ = ["http_protocol"]
@@ -47,6 +50,21 @@ except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
 
 
 class JSONErrorsHttpToolsProtocol(HttpToolsProtocol):  # module level: workers unpickle it by name
+    def on_headers_complete(self) -> None:
+        previous = self.cycle
+        super().on_headers_complete()
+        if self.cycle is not None and self.cycle is not previous:  # a request (not an upgrade)
+            extensions: dict[str, Any] = self.cycle.scope.setdefault("extensions", {})
+            extensions[EXTENSION] = Disconnect()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        cycle = self.cycle
+        super().connection_lost(exc)
+        if cycle is not None and cycle.disconnected:
+            told = disconnect_of(cycle.scope)  # type: ignore[arg-type]
+            if told is not None:
+                told.connection_lost()
+
     def send_400_response(self, msg: str) -> None:
         payload = _json_400(msg)
         head = [b"HTTP/1.1 400 Bad Request\r\n"]

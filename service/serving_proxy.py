@@ -23,10 +23,11 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from .compression import Report
+from .disconnect import until_disconnect
 from .errors import APIError
 from .openai_models import ChatCompletionRequest, CompletionRequest
 from .policy import Policy, Slot, resolve_policy
-from .proxy import json_response, stream_response, until_disconnect
+from .proxy import json_response, stream_response
 from .question import Question, explicit_question, split_question
 from .request_body import JSONBody, check_text, forwardable
 from .state import ServiceState, request_id
@@ -41,7 +42,7 @@ _OFF_LOOP_BYTES = 16 * 1024  # bodies larger than this have their texts found an
 async def answer_until_disconnect(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
     """`work`'s response; if the client disconnects first, `work` (and so its upstream request) is
     cancelled and the answer is a 499."""
-    response = await until_disconnect(request.receive, work)
+    response = await until_disconnect(request.scope, request.receive, work)
     return Response(status_code=_DISCONNECTED) if response is None else response
 
 
