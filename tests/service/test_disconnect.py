@@ -57,7 +57,9 @@ def test_a_client_gone_cancels_the_upstream_request(compressor, upstream, upstre
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_a_client_gone_mid_stream_cancels_the_upstream_stream(compressor, upstream, upstream_events, protocol):
+def test_a_client_gone_mid_stream_cancels_the_upstream_stream(
+    compressor, upstream, upstream_events, protocol
+):
     app = create_app(settings_for(upstream.url + "/v1"), compressor=compressor)
     body = {"model": "drip-0.05", "messages": [{"role": "user", "content": "hi"}], "stream": True}
     with ServerThread(app, http=getattr(http_protocol, protocol)) as server:
