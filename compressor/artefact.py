@@ -78,11 +78,10 @@ class Artefact:
 def source_key(path: Path) -> str | None:
     """A key for the checkpoint directory `path` as it is now (None when it is not a directory)."""
     try:
-        entries = sorted(
-            (e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(path) if e.is_file()
-        )
+        stats = [(e.name, e.stat()) for e in os.scandir(path) if e.is_file()]
     except OSError:
         return None
+    entries = sorted((name, st.st_size, st.st_mtime_ns) for name, st in stats)
     digest = hashlib.blake2b(digest_size=16)
     digest.update(json.dumps([FORMAT, str(path.resolve()), entries]).encode())
     return digest.hexdigest()
