@@ -9,8 +9,9 @@ embeddings are cached per segment (fp16) in the segment cache (`promptpress.cach
 Modules: ``segmenter`` (segmentation rule), ``decoder`` (load the GGUF/HF decoder, safetensors copy),
 ``model`` (ConceptEncoder, SoftConfig, save/load of the small weights), ``prompt`` (chat layout),
 ``generation`` (greedy decoding from embeddings, KV-cache size), ``quantize`` (fp32/bf16/int8),
-``engine`` (SoftCompressor: cache + compress + generate), ``data`` (QMSum triples), ``train``
-(distillation), ``commands`` (``promptpress train-soft``), ``vllm_payload`` (prompt-embeds requests).
+``engine`` (SoftCompressor: cache + compress + generate), ``vllm_payload`` (prompt-embeds requests).
+Training lives in `promptpress.compressor.training` (``soft_train`` and its modules; ``promptpress
+train-soft``), which nothing here imports.
 
 Attributes are imported lazily: ``import promptpress.compressor.soft`` does not load torch.
 """

@@ -18,46 +18,33 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..soft.model import ConceptEncoder
-from ..soft.prompt import ChatLayout
 from .soft_data import Prepared, TeacherStore
-from .soft_objectives import (
-    concepts_of,
-    layer_loss,
-    segment_nll,
-    stored_teacher,
-    student_states,
-)
+from .soft_objectives import Reader, concepts_of, layer_loss, segment_nll, stored_teacher, student_states
 from .soft_runtime import Runtime
 
 
-def _head_nll(encoder: ConceptEncoder, states: torch.Tensor, answer: Sequence[int]) -> float:
-    head = encoder.causal_lm.get_output_embeddings()
-    logits = head(states[-1].to(encoder.embedding_table.dtype)).float()
+def _nll(reader: Reader, states: torch.Tensor, answer: Sequence[int]) -> float:
+    logits = reader.logits(states[-1])
     return F.cross_entropy(logits, torch.tensor(list(answer), device=logits.device)).item()
 
 
 def answer_metrics(
-    encoder: ConceptEncoder,
-    layout: ChatLayout,
-    items: Sequence[Prepared],
-    store: TeacherStore,
-    batch_size: int,
+    reader: Reader, items: Sequence[Prepared], store: TeacherStore, batch_size: int
 ) -> dict[str, float]:
     """Distillation loss and answer NLLs (student, teacher, no context), means over `items`."""
     totals: dict[str, float] = {}
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
-        students = student_states(encoder, layout, batch, concepts_of(encoder, batch))
-        bare = student_states(encoder, layout, batch, [[] for _ in batch])
+        students = student_states(reader, batch, concepts_of(reader.encoder, batch))
+        bare = student_states(reader, batch, [[] for _ in batch])
         for item, student, floor in zip(batch, students, bare, strict=True):
-            teacher = stored_teacher(encoder, layout, item, store)
+            teacher = stored_teacher(reader, item, store)
             stats = {
                 "loss": layer_loss(student, teacher).item(),
                 "loss_no_context": layer_loss(floor, teacher).item(),
-                "nll_student": _head_nll(encoder, student, item.answer_ids),
-                "nll_teacher": _head_nll(encoder, teacher, item.answer_ids),
-                "nll_no_context": _head_nll(encoder, floor, item.answer_ids),
+                "nll_student": _nll(reader, student, item.answer_ids),
+                "nll_teacher": _nll(reader, teacher, item.answer_ids),
+                "nll_no_context": _nll(reader, floor, item.answer_ids),
             }
             for key, value in stats.items():
                 totals[key] = totals.get(key, 0.0) + value / len(items)
@@ -65,23 +52,19 @@ def answer_metrics(
 
 
 def reconstruct_metrics(
-    encoder: ConceptEncoder,
-    layout: ChatLayout,
-    prompt_ids: Sequence[int],
-    segments: Sequence[Sequence[int]],
-    batch_size: int,
+    reader: Reader, prompt_ids: Sequence[int], segments: Sequence[Sequence[int]], batch_size: int
 ) -> dict[str, float]:
     """Token NLL and accuracy of regenerating `segments`: from concepts, from nothing, from tokens."""
     sums = {name: [0.0, 0.0] for name in ("", "_no_context", "_tokens")}
     for start in range(0, len(segments), batch_size):
         batch = segments[start : start + batch_size]
         reads: dict[str, Sequence[torch.Tensor | None]] = {
-            "": encoder.encode(batch),
+            "": reader.encoder.encode(batch),
             "_no_context": [None] * len(batch),
-            "_tokens": [encoder.embed_tokens(seg) for seg in batch],
+            "_tokens": [reader.embed(seg) for seg in batch],
         }
         for name, read in reads.items():
-            nll, hits = segment_nll(encoder, layout, prompt_ids, batch, read)
+            nll, hits = segment_nll(reader, prompt_ids, batch, read)
             sums[name][0] += nll.sum().item()
             sums[name][1] += hits.sum().item()
     n = max(1, sum(len(s) for s in segments))
@@ -94,8 +77,7 @@ def reconstruct_metrics(
 
 @torch.no_grad()
 def evaluate(
-    encoder: ConceptEncoder,
-    layout: ChatLayout,
+    reader: Reader,
     prompt_ids: Sequence[int],
     items: Sequence[Prepared],
     store: TeacherStore,
@@ -104,12 +86,13 @@ def evaluate(
     batch_size: int = 4,
 ) -> dict[str, float]:
     """Answer and reconstruction figures on held-out `items` (their first `max_segments` segments)."""
+    encoder = reader.encoder
     was_training = encoder.training
     encoder.eval()
     segments = [seg for item in items for seg in item.segments][:max_segments]
     with runtime.autocast():
-        metrics = answer_metrics(encoder, layout, items, store, batch_size)
+        metrics = answer_metrics(reader, items, store, batch_size)
         if segments:
-            metrics.update(reconstruct_metrics(encoder, layout, prompt_ids, segments, 8 * batch_size))
+            metrics.update(reconstruct_metrics(reader, prompt_ids, segments, 8 * batch_size))
     encoder.train(was_training)
     return metrics

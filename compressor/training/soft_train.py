@@ -28,7 +28,7 @@ from ..soft.prompt import ChatLayout
 from .qmsum import QAExample
 from .soft_data import Prepared, PreparedSet, TeacherStore, decoder_identity
 from .soft_eval import evaluate
-from .soft_objectives import RECONSTRUCT_PROMPT, distill_loss, reconstruct_loss
+from .soft_objectives import RECONSTRUCT_PROMPT, Reader, distill_loss, reconstruct_loss
 from .soft_progress import JsonLog, Progress, Throughput
 from .soft_runtime import Runtime
 
@@ -121,6 +121,7 @@ class SoftTrainer:
         self.runtime = Runtime.create(config.device, config.precision)
         self.encoder = encoder.to(self.runtime.device)
         self.layout = ChatLayout.from_tokenizer(tokenizer)
+        self.reader = Reader(self.encoder, self.layout)
         self.prompt_ids = self.layout.question_ids(tokenizer, RECONSTRUCT_PROMPT)
         budget = (encoder.config.segment_tokens, config.max_context_tokens, config.max_answer_tokens)
         self.data = PreparedSet(train_examples, tokenizer, self.layout, *budget)
@@ -183,8 +184,7 @@ class SoftTrainer:
     def _evaluate(self, log: JsonLog) -> dict[str, float]:
         start = time.perf_counter()
         metrics = evaluate(
-            self.encoder,
-            self.layout,
+            self.reader,
             self.prompt_ids,
             self.heldout,
             self.store,
@@ -213,10 +213,10 @@ class SoftTrainer:
             items = self.batch(self.step, micro)
             with self.runtime.autocast():
                 if stage == "reconstruct":
-                    loss, acc = reconstruct_loss(self.encoder, self.layout, self.prompt_ids, items)
+                    loss, acc = reconstruct_loss(self.reader, self.prompt_ids, items)
                     acc_sum += acc / self.config.grad_accum
                 else:
-                    loss = distill_loss(self.encoder, self.layout, items, self.store)
+                    loss = distill_loss(self.reader, items, self.store)
             (loss / self.config.grad_accum).backward()
             loss_sum += loss.item() / self.config.grad_accum
         lr = self.config.lr_at(self.step)

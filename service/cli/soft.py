@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,12 +85,21 @@ def _runtime_args(p: argparse.ArgumentParser) -> None:
         help="store the teacher's hidden states per example (disk: OUT/teacher-states) instead of "
         "recomputing them every epoch",
     )
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default, all cores)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (0: torch's default, all cores). More than one pays only on cores nothing "
+        "else uses; OMP_WAIT_POLICY is PASSIVE unless set, so that waiting threads sleep instead of spinning",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar: one line per step on stderr")
 
 
 def run_train_soft(args: argparse.Namespace) -> int:
     require("promptpress train-soft", "train", "soft")
+    # read by OpenMP when torch loads: threads that spin while waiting for a core another process
+    # holds made a two-thread step 5-9x slower than one thread on a busy machine (docs/soft.md)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     from promptpress.compressor.assets import DEFAULT_DECODER

@@ -10,7 +10,7 @@ from promptpress.compressor.soft.model import ConceptEncoder, SoftConfig
 from promptpress.compressor.soft.prompt import ChatLayout
 from promptpress.compressor.training.qmsum import QAExample, clean_turn, qmsum_examples, read_meeting
 from promptpress.compressor.training.soft_data import TeacherStore, decoder_identity, prepare
-from promptpress.compressor.training.soft_objectives import distill_loss, teacher_states
+from promptpress.compressor.training.soft_objectives import Reader, distill_loss, teacher_states
 from promptpress.compressor.training.soft_runtime import Runtime, resolve_device
 from promptpress.compressor.training.soft_train import SoftTrainer, TrainConfig, train
 from promptpress.service.cli.soft import register
@@ -143,10 +143,11 @@ def test_gradient_accumulation_matches_one_bigger_batch(tmp_path, tokenizer):
 def test_padded_batch_loss_is_the_mean_of_single_losses(tokenizer):
     encoder = _encoder(tokenizer)
     layout, items = _items(tokenizer)
+    reader = Reader(encoder, layout)
     store = TeacherStore("memory", decoder_identity(encoder.causal_lm), torch.float32)
     with torch.no_grad():
-        together = distill_loss(encoder, layout, items, store)
-        alone = [distill_loss(encoder, layout, [item], store) for item in items]
+        together = distill_loss(reader, items, store)
+        alone = [distill_loss(reader, [item], store) for item in items]
     torch.testing.assert_close(together, torch.stack(alone).mean(), rtol=1e-5, atol=1e-7)
 
 
@@ -154,7 +155,25 @@ def test_distill_loss_is_zero_in_bypass(tokenizer):
     encoder = ConceptEncoder(make_tiny_decoder(tokenizer), bypass=True)
     layout, items = _items(tokenizer)
     store = TeacherStore("off", decoder_identity(encoder.causal_lm), torch.float32)
-    assert distill_loss(encoder, layout, items[:1], store).item() == pytest.approx(0.0, abs=1e-6)
+    assert distill_loss(Reader(encoder, layout), items[:1], store).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_reader_continues_from_the_prefix_as_if_it_read_it(tokenizer):
+    encoder = _encoder(tokenizer)
+    layout, items = _items(tokenizer)
+    rows = [encoder.embed_tokens([*item.context_ids, *item.answer_ids]) for item in items]
+    counts = [len(item.answer_ids) for item in items]
+    with torch.no_grad():
+        continued = Reader(encoder, layout).final_states(rows, counts, True)
+        whole = Reader(encoder, layout, reuse_prefix=False).final_states(rows, counts, True)
+        with encoder.reader() as lm:  # one row alone, prefix included, no padding
+            ids = [*layout.prefix_ids, *items[0].context_ids, *items[0].answer_ids]
+            hidden = lm.base_model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+    assert len(layout.prefix_ids) > 0 and [s.shape[1] for s in continued] == counts
+    for a, b in zip(continued, whole):
+        torch.testing.assert_close(a, b)
+    end = len(ids) - 1
+    torch.testing.assert_close(continued[0], torch.stack([h[0, end - counts[0] : end] for h in hidden[1:]]))
 
 
 def test_teacher_states_are_computed_once_and_read_back_as_stored(tmp_path, tokenizer):
@@ -165,7 +184,7 @@ def test_teacher_states_are_computed_once_and_read_back_as_stored(tmp_path, toke
 
     def compute(item):
         calls.append(item)
-        return teacher_states(encoder, layout, item)
+        return teacher_states(Reader(encoder, layout), item)
 
     disk = TeacherStore("disk", identity, torch.bfloat16, tmp_path)
     first = disk.get(items[0], layout, compute)
