@@ -148,10 +148,16 @@ def student_states(
     return reader.final_states(rows, [len(i.answer_ids) for i in items], True)
 
 
-def distill_loss(reader: Reader, items: Sequence[Prepared], store: TeacherStore) -> torch.Tensor:
+def distill_loss(
+    reader: Reader,
+    items: Sequence[Prepared],
+    store: TeacherStore,
+    concepts: Sequence[Sequence[torch.Tensor]] | None = None,
+) -> torch.Tensor:
     """Mean over `items` of the layer-scaled hidden-state loss against the stored teacher."""
     teachers = [stored_teacher(reader, item, store) for item in items]
-    students = student_states(reader, items, concepts_of(reader.encoder, items))
+    read = concepts if concepts is not None else concepts_of(reader.encoder, items)
+    students = student_states(reader, items, read)
     return torch.stack([layer_loss(s, t) for s, t in zip(students, teachers, strict=True)]).mean()
 
 
@@ -174,12 +180,47 @@ def segment_nll(
 
 
 def reconstruct_loss(
-    reader: Reader, prompt_ids: Sequence[int], items: Sequence[Prepared]
+    reader: Reader,
+    prompt_ids: Sequence[int],
+    items: Sequence[Prepared],
+    concepts: Sequence[Sequence[torch.Tensor]] | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Mean token NLL of regenerating every segment of `items` from its concept embeddings,
     and the token accuracy (teacher forcing, argmax)."""
     segments = [seg for item in items for seg in item.segments]
     if not segments:
         raise ValueError("reconstruction needs examples with at least one context segment")
-    nll, hits = segment_nll(reader, prompt_ids, segments, reader.encoder.encode(segments))
+    if concepts is None:
+        reads = reader.encoder.encode(segments)
+    else:
+        reads = [c for per_item in concepts for c in per_item]
+    nll, hits = segment_nll(reader, prompt_ids, segments, reads)
     return nll.mean(), hits.mean().item()
+
+
+def step_loss(
+    reader: Reader,
+    prompt_ids: Sequence[int],
+    items: Sequence[Prepared],
+    store: TeacherStore,
+    stage: str,
+    reconstruct_weight: float = 0.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss one training micro-batch minimises, and its parts for the log.
+
+    ``reconstruct``: segment reconstruction. ``distill``: answer distillation, plus
+    `reconstruct_weight` x reconstruction of the same examples' segments when it is > 0 (the
+    concept embeddings are computed once for both), which keeps the segment content that the
+    reconstruction stage put into them.
+    """
+    if stage == "reconstruct":
+        loss, acc = reconstruct_loss(reader, prompt_ids, items)
+        return loss, {"reconstruct": loss.item(), "acc": acc}
+    concepts = concepts_of(reader.encoder, items)
+    loss = distill_loss(reader, items, store, concepts)
+    parts = {"distill": loss.item()}
+    if reconstruct_weight > 0 and any(item.segments for item in items):
+        recon, acc = reconstruct_loss(reader, prompt_ids, items, concepts)
+        loss = loss + reconstruct_weight * recon
+        parts.update(reconstruct=recon.item(), acc=acc)
+    return loss, parts

@@ -28,7 +28,7 @@ from ..soft.prompt import ChatLayout
 from .qmsum import QAExample
 from .soft_data import Prepared, PreparedSet, TeacherStore, decoder_identity
 from .soft_eval import evaluate
-from .soft_objectives import RECONSTRUCT_PROMPT, Reader, distill_loss, reconstruct_loss
+from .soft_objectives import RECONSTRUCT_PROMPT, Reader, step_loss
 from .soft_progress import JsonLog, Progress, Throughput
 from .soft_runtime import Runtime
 
@@ -51,6 +51,7 @@ class TrainConfig:
     batch_size: int = 4  # examples per micro-batch (one padded forward and backward)
     grad_accum: int = 1  # micro-batches per optimizer step
     reconstruct_steps: int = 0  # the first steps train segment reconstruction, the rest distillation
+    reconstruct_weight: float = 0.0  # distillation stage: + this x the reconstruction loss
     lr: float = 2e-4
     weight_decay: float = 0.0
     warmup_steps: int = 10  # linear warm-up at the start of each stage, then constant
@@ -71,6 +72,8 @@ class TrainConfig:
             raise ValueError("steps, batch_size, grad_accum, save_every and eval_every must be >= 1")
         if not 0 <= self.reconstruct_steps <= self.steps:
             raise ValueError(f"reconstruct_steps must be within 0..steps, got {self.reconstruct_steps}")
+        if self.reconstruct_weight < 0:
+            raise ValueError(f"reconstruct_weight must be >= 0, got {self.reconstruct_weight}")
 
     @property
     def examples_per_step(self) -> int:
@@ -87,18 +90,20 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class StepRecord:
-    """What one optimizer step did (``acc``: reconstruction token accuracy, None when distilling)."""
+    """What one optimizer step did: the loss it minimised and its parts (``distill``,
+    ``reconstruct``, ``acc``: the reconstruction's token accuracy)."""
 
     step: int
     stage: str
     loss: float
-    acc: float | None
+    parts: dict[str, float]
     grad_norm: float
     lr: float
     seconds: float
 
     def as_log(self, meter: Throughput, total_steps: int) -> dict[str, object]:
-        record = {k: v for k, v in asdict(self).items() if v is not None}
+        record: dict[str, object] = {"step": self.step, "stage": self.stage, "loss": self.loss, **self.parts}
+        record.update(grad_norm=self.grad_norm, lr=self.lr, seconds=self.seconds)
         record["examples_per_second"] = meter.examples_per_second
         record["eta_seconds"] = meter.eta_seconds(total_steps - self.step)
         return record
@@ -208,17 +213,17 @@ class SoftTrainer:
         stage = self.config.stage(self.step)
         self.encoder.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum, acc_sum = 0.0, 0.0
+        loss_sum, parts = 0.0, dict[str, float]()
         for micro in range(self.config.grad_accum):
             items = self.batch(self.step, micro)
             with self.runtime.autocast():
-                if stage == "reconstruct":
-                    loss, acc = reconstruct_loss(self.reader, self.prompt_ids, items)
-                    acc_sum += acc / self.config.grad_accum
-                else:
-                    loss = distill_loss(self.reader, items, self.store)
+                loss, micro_parts = step_loss(
+                    self.reader, self.prompt_ids, items, self.store, stage, self.config.reconstruct_weight
+                )
             (loss / self.config.grad_accum).backward()
             loss_sum += loss.item() / self.config.grad_accum
+            for name, value in micro_parts.items():
+                parts[name] = parts.get(name, 0.0) + value / self.config.grad_accum
         lr = self.config.lr_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -228,9 +233,7 @@ class SoftTrainer:
         seconds = time.perf_counter() - start
         self.step += 1
         self.meter.add(self.config.examples_per_step, seconds)
-        return StepRecord(
-            self.step, stage, loss_sum, acc_sum if stage == "reconstruct" else None, grad_norm, lr, seconds
-        )
+        return StepRecord(self.step, stage, loss_sum, parts, grad_norm, lr, seconds)
 
     def save_checkpoint(self) -> None:
         tmp = self.checkpoint_path.with_suffix(".tmp")

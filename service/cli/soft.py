@@ -57,6 +57,12 @@ def _schedule_args(p: argparse.ArgumentParser) -> None:
         default=0,
         help="the first N steps train segment reconstruction, the rest answer distillation",
     )
+    p.add_argument(
+        "--reconstruct-weight",
+        type=float,
+        default=0.0,
+        help="distillation steps also minimise this x the reconstruction loss of the same examples",
+    )
     p.add_argument("--batch-size", type=positive_int, default=4, help="examples per micro-batch")
     p.add_argument(
         "--grad-accum", type=positive_int, default=1, help="micro-batches per step (gradient accumulation)"
@@ -124,6 +130,7 @@ def run_train_soft(args: argparse.Namespace) -> int:
             "data": "QMSum train (specific queries, relevant spans)",
             "steps": str(args.steps),
             "reconstruct_steps": str(args.reconstruct_steps),
+            "reconstruct_weight": str(args.reconstruct_weight),
         },
     )
     torch.manual_seed(args.seed)
@@ -154,6 +161,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size,
         grad_accum=args.grad_accum,
         reconstruct_steps=args.reconstruct_steps,
+        reconstruct_weight=args.reconstruct_weight,
         lr=args.lr,
         warmup_steps=args.warmup_steps,
         max_context_tokens=args.max_context_tokens,

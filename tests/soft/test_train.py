@@ -79,6 +79,16 @@ def test_reconstruction_stage_comes_first_and_learns(tmp_path, tokenizer):
     assert evals[8]["recon_nll_tokens"] == pytest.approx(evals[0]["recon_nll_tokens"], rel=1e-5)
 
 
+def test_distillation_can_keep_a_reconstruction_term(tmp_path, tokenizer):
+    config = _config(tmp_path, steps=2, batch_size=2, reconstruct_weight=0.5, eval_every=100)
+    train(_encoder(tokenizer), tokenizer, EXAMPLES[:2], EXAMPLES[:1], config, progress=False)
+    for record in _steps(tmp_path / "train.log"):
+        assert record["stage"] == "distill" and 0.0 <= record["acc"] <= 1.0
+        assert record["loss"] == pytest.approx(record["distill"] + 0.5 * record["reconstruct"])
+    with pytest.raises(ValueError, match="reconstruct_weight"):
+        _config(tmp_path, reconstruct_weight=-1.0)
+
+
 def test_a_stopped_run_resumes_exactly(tmp_path, tokenizer):
     def run(out, steps):
         encoder = _encoder(tokenizer)
