@@ -105,7 +105,9 @@ def _teacher(args: argparse.Namespace, splitter: WordSplitter) -> tuple[Teacher,
     if args.teacher == "surprisal":
         from promptpress.compressor.training.surprisal import SurprisalTeacher
 
-        return SurprisalTeacher(args.lm, rate=args.rate, condition=args.question), None
+        return SurprisalTeacher(
+            args.lm, rate=args.rate, condition=args.question, precision=args.precision
+        ), None
     if args.teacher == "lexical":
         from promptpress.compressor.training.lexical import LexicalTeacher
 
@@ -298,6 +300,7 @@ def _label_args(
         heldout_windows=args.heldout_windows,
         rate=args.rate,
         lm=None,
+        precision="fp32",
         question=args.question,
         teacher_url=None,
         teacher_model=None,

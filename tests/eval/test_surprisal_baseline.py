@@ -74,10 +74,8 @@ def test_make_method_names_it() -> None:
     assert make_method("surprisal:some/lm").compressor.model == "some/lm"
 
 
-@pytest.mark.slow
-def test_a_real_causal_lm_scores_every_word(tmp_path: Path, text: str) -> None:
-    """A randomly initialised 1-layer Qwen2 with a byte-level BPE trained on the text, read through
-    the teacher's own loading and scoring path."""
+def _tiny_qwen(path: Path, text: str) -> None:
+    """A randomly initialised 1-layer Qwen2 with a byte-level BPE trained on `text`, saved in `path`."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -95,9 +93,14 @@ def test_a_real_causal_lm_scores_every_word(tmp_path: Path, text: str) -> None:
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
     )  # fmt: skip
-    Qwen2ForCausalLM(config).save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
+    Qwen2ForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
 
+
+@pytest.mark.slow
+def test_a_real_causal_lm_scores_every_word(tmp_path: Path, text: str) -> None:
+    """The tiny LM read through the teacher's own loading and scoring path."""
+    _tiny_qwen(tmp_path, text)
     sample = " ".join(text.split()[:400])  # several hundred BPE tokens
     whole = SurprisalDropCompressor(str(tmp_path), max_lm_tokens=4096).scores(sample)
     pieces = SurprisalDropCompressor(str(tmp_path), max_lm_tokens=128)
@@ -110,3 +113,27 @@ def test_a_real_causal_lm_scores_every_word(tmp_path: Path, text: str) -> None:
     assert not np.allclose(scores, whole)
     result = pieces.compress(sample, rate=0.5)
     assert result.rate == pytest.approx(0.5, abs=0.03)
+
+
+@pytest.mark.slow
+def test_the_bf16_teacher_scores_like_fp32_and_says_so_in_its_name(tmp_path: Path, text: str) -> None:
+    from promptpress.compressor.training.surprisal import SurprisalTeacher
+    from promptpress.compressor.training.wordsplit import top_k_mask
+
+    _tiny_qwen(tmp_path, text)
+    sample = " ".join(text.split()[:300])
+    spans, pos = [], 0
+    for word in sample.split(" "):
+        spans.append((pos, pos + len(word)))
+        pos += len(word) + 1
+    fp32 = SurprisalTeacher(tmp_path, precision="fp32")
+    bf16 = SurprisalTeacher(tmp_path, precision="bf16")
+    a = fp32.span_information(sample, np.array(spans))
+    b = bf16.span_information(sample, np.array(spans))
+    assert a.shape == b.shape == (300,)
+    assert not np.array_equal(a, b)  # bf16 products did run
+    np.testing.assert_allclose(b, a, rtol=0.05)
+    assert np.mean(top_k_mask(a, 0.5) == top_k_mask(b, 0.5)) > 0.9
+    assert bf16.name.endswith(":bf16") and not fp32.name.endswith(":bf16")
+    with pytest.raises(ValueError, match="precision"):
+        SurprisalTeacher(tmp_path, precision="fp16")
