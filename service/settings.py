@@ -77,8 +77,9 @@ class Settings(BaseSettings):
     )
     upstream_api_key: SecretStr | None = Field(
         default=None,
-        description="Key sent upstream as `Authorization: Bearer`. Unset: the client's own "
-        "Authorization header is forwarded (only when `api_keys` is empty, so proxy keys never leak).",
+        description="Key sent upstream as `Authorization: Bearer`. Unset: userinfo in "
+        "`upstream_base_url` is sent as Basic auth; without it, the client's own Authorization "
+        "header is forwarded (only when `api_keys` is empty, so proxy keys never leak).",
     )
     upstream_connect_timeout: float = Field(
         default=5.0, gt=0, description="Seconds to connect to the upstream."

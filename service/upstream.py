@@ -9,6 +9,7 @@ aiohttp's C-accelerated client and ~1.7 ms with httpx's (`benchmarks/bench_proxy
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import ssl
 import urllib.parse
@@ -27,6 +28,7 @@ from .metrics import Metrics
 __all__ = ["Upstream", "UpstreamResponse", "environment_proxy", "read_body", "ssl_context", "transport_error"]
 
 UpstreamResponse = aiohttp.ClientResponse
+logger = logging.getLogger("promptpress.service")
 
 # never forwarded upstream (RFC 9110 hop-by-hop, what aiohttp computes itself, the client's cookies
 # and key)
@@ -105,10 +107,12 @@ class TimedBody(Payload):
 
 class Upstream:
     """An OpenAI-compatible upstream at `base_url` (which ends in ``/v1`` or equivalent), reached
-    through one `aiohttp.ClientSession` made on first use in the serving event loop: a connection pool
-    of `max_connections`, no cookie jar (a cookie set for one client must never reach the upstream
-    with another's request), no redirects followed, answers decompressed (the encoding header is then
-    not passed on). Userinfo in `base_url` is never sent (nor shown: `display_url`)."""
+        through one `aiohttp.ClientSession` made on first use in the serving event loop: a connection pool
+        of `max_connections`, no cookie jar (a cookie set for one client must never reach the upstream
+        with another's request), no redirects followed, answers decompressed (the encoding header is then
+        not passed on). Userinfo in `base_url` (``https://user:pw@host/v1``) becomes HTTP Basic auth, as
+    in curl and httpx, unless `api_key` is set (the key wins; a warning says the userinfo is unused); it
+    is never part of the request URL nor shown (`display_url`)."""
 
     def __init__(
         self,
@@ -132,7 +136,16 @@ class Upstream:
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
         )
-        self._root = URL(self.base_url).with_user(None)
+        root = URL(self.base_url)
+        self._basic_auth: str | None = None
+        if root.user is not None:
+            if api_key:
+                logger.warning(
+                    "the upstream URL's userinfo is not used: the upstream API key is sent instead"
+                )
+            else:
+                self._basic_auth = aiohttp.BasicAuth(root.user, root.password or "").encode()
+        self._root = root.with_user(None)
         self._urls: dict[str, URL] = {}
         self._ssl = ssl_context()  # made once (~50 ms); SSL_CERT_FILE
         self.proxy = environment_proxy(self.base_url)
@@ -160,6 +173,8 @@ class Upstream:
                 out[name] = v
         if self.api_key:
             out["authorization"] = f"Bearer {self.api_key}"
+        elif self._basic_auth:
+            out["authorization"] = self._basic_auth
         elif self.forward_client_auth and "authorization" in client_headers:
             out["authorization"] = client_headers["authorization"]
         out["content-type"] = "application/json"

@@ -1,9 +1,11 @@
 """The upstream client (aiohttp) keeps httpx's behaviour where aiohttp differs: a write timeout, the CA
-bundle of SSL_CERT_FILE, no credentials from the URL, repeated response headers kept apart."""
+bundle of SSL_CERT_FILE, the URL's userinfo as Basic auth (never in the URL sent), repeated
+response headers kept apart."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 import threading
@@ -122,3 +124,20 @@ def test_headers_both_ways(make_proxy, header_upstream):
     assert sent["authorization"] == "Bearer sk-upstream"  # never the client's, nor the URL's userinfo
     assert sent["x-custom"] == "kept" and "cookie" not in sent and "te" not in sent
     assert sent["content-type"] == "application/json" and sent["accept-encoding"] == "gzip, deflate"
+
+
+def test_upstream_userinfo_becomes_basic_auth(make_proxy, header_upstream):
+    """``https://user:pw@host/v1`` authenticates as curl and httpx do; the URL sent has no userinfo."""
+    upstream, seen = header_upstream
+    url = upstream.url.replace("http://", "http://al%40ice:p%3Ass@") + "/v1"
+    proxy = make_proxy(upstream_url=url)
+    response = httpx.post(
+        proxy.url + CHAT,
+        json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": "Bearer sk-client"},
+    )
+    assert response.status_code == 200, response.text
+    (sent,) = seen
+    user, _, password = base64.b64decode(sent["authorization"].removeprefix("Basic ")).decode().partition(":")
+    assert (user, password) == ("al@ice", "p:ss")  # percent-decoded; the operator's, not the client's
+    assert "@" not in sent["host"]
