@@ -171,7 +171,7 @@ def _export(steps: _Steps) -> None:
 
 # ---------------------------------------------------------------------------------------- all
 def _all(steps: _Steps) -> None:
-    p = steps.add_parser("all", help="corpus, label, fit, evaluate (and export) in one go, resumable")
+    p = steps.add_parser("all", help="corpus, label, (mix,) fit, evaluate (and export) in one go, resumable")
     p.add_argument(
         "--workdir", required=True, help="folder for corpus.jsonl, labels.jsonl, model/, eval.json"
     )
@@ -181,6 +181,15 @@ def _all(steps: _Steps) -> None:
     p.add_argument("--heldout-windows", type=int, default=None)
     p.add_argument("--rate", type=float, default=0.5, help="surprisal teacher: share of words labelled keep")
     p.add_argument("--question", action="store_true", help="condition the teacher on QMSum queries")
+    p.add_argument(
+        "--precision", choices=["fp32", "bf16"], default="fp32", help="surprisal teacher: see `train label`"
+    )
+    p.add_argument(
+        "--topic-weight",
+        type=float,
+        default=0.0,
+        help="> 0: fit on `train mix` labels (the teacher's + the meeting's QMSum topic words, this weight)",
+    )
     p.add_argument("--method", choices=["lora", "full"], default="lora")
     p.add_argument("--lora-r", type=int, default=16)
     p.add_argument("--steps", type=int, default=300)

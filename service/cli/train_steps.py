@@ -267,7 +267,20 @@ def run_all(args: argparse.Namespace) -> int:
             )
         )
     run_label(_label_args(args, corpus, labels, common))
-    run_fit(_fit_args(args, labels, model, common))
+    fit_labels = labels
+    if args.topic_weight > 0:
+        fit_labels = work / "labels-mixed.jsonl"
+        run_mix(
+            argparse.Namespace(
+                labels=[str(labels)],
+                out=str(fit_labels),
+                data=args.data,
+                topic_weight=args.topic_weight,
+                rate=args.rate,
+                encoder=args.encoder,
+            )
+        )
+    run_fit(_fit_args(args, fit_labels, model, common))
     run_evaluate(
         argparse.Namespace(
             labels=str(labels),
@@ -300,7 +313,7 @@ def _label_args(
         heldout_windows=args.heldout_windows,
         rate=args.rate,
         lm=None,
-        precision="fp32",
+        precision=args.precision,
         question=args.question,
         teacher_url=None,
         teacher_model=None,

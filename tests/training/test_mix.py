@@ -138,3 +138,37 @@ def test_train_mix_command_writes_a_labels_file_fit_can_read(qmsum_dir, splitter
 
     with pytest.raises(SystemExit, match="not a number"):
         main(["train", "mix", "--labels", f"{first}:x", "--out", str(out), "--topic-weight", "0"])
+
+
+def test_train_all_fits_on_topic_mixed_labels_and_exports(qmsum_dir, tmp_path, monkeypatch, capsys):
+    """`train all --topic-weight` runs corpus, label, mix, fit, evaluate and export; the fit reads
+    the mixed labels (the lexical teacher stands in for the 0.5B surprisal LM)."""
+    from promptpress.compressor.training.labels import read_labelled
+    from promptpress.compressor.training.lexical import LexicalTeacher
+    from promptpress.service.cli import main, train_steps
+
+    seen = {}
+
+    def teacher(args, splitter):
+        seen["precision"] = args.precision
+        return LexicalTeacher(rate=args.rate), None
+
+    monkeypatch.setattr(train_steps, "_teacher", teacher)
+    work = tmp_path / "run"
+    code = main(
+        ["train", "all", "--workdir", str(work), "--data", str(qmsum_dir), "--train-windows", "4",
+         "--heldout-windows", "2", "--precision", "bf16", "--topic-weight", "1", "--steps", "2",
+         "--batch-size", "2", "--export", str(tmp_path / "export" / "tiny"), "--no-progress"]
+    )  # fmt: skip
+    assert code == 0
+    assert seen["precision"] == "bf16"
+    plain = read_labelled(work / "labels.jsonl")
+    mixed = read_labelled(work / "labels-mixed.jsonl")
+    assert [r.window.id for r in mixed] == [r.window.id for r in plain] and len(plain) == 6
+    assert mixed[0].teacher.startswith("mix(") and mixed[0].teacher.endswith("+topics:1)")
+    train = [(p, m) for p, m in zip(plain, mixed) if p.window.split == "train"]
+    assert any(not np.array_equal(p.keep, m.keep) for p, m in train)  # topic words moved labels
+    log = (work / "model" / "train.log").read_text()
+    assert '"step": 2' in log
+    assert (tmp_path / "export" / "tiny.safetensors").is_file()
+    assert (work / "eval.json").is_file()
