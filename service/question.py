@@ -11,7 +11,9 @@ The rule, in order:
 3. **Auto, one message**: when the last user message (or a completions prompt) is itself long
    enough to be compressed, its trailing question is split off: the text after the last
    ``Question:``-style label, else the last paragraph when it is short, else the last sentence(s)
-   ending in ``?``. That tail goes upstream verbatim; the text before it is compressed.
+   ending in ``?``. That tail goes upstream verbatim, with the instructions right before it (the
+   paragraphs just above the question that tell the reader how to answer: "Now answer based on the
+   article above. Only give the answer."); the text before them is compressed.
 4. Otherwise there is no question and compression is question-blind.
 
 The question text is never compressed. `Question.source` names the rule that applied; the proxy
@@ -43,6 +45,14 @@ _ASKS = re.compile(
     r"compare|find|identify|based on|using|according to|now)\b",
     re.I,
 )
+# a paragraph that tells the reader how to answer (kept verbatim when it comes right before the question)
+MAX_INSTRUCTION_CHARS = 400
+_INSTRUCTS = re.compile(
+    r"^\W*(?:please\s+)?(?:now|answer|based on|using|according to|only|do not|don't|read|use|given|"
+    r"respond|reply|write|give|summari[sz]e|explain|describe|list|tell|translate|extract|classify|"
+    r"compare|find|identify)\b",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,8 @@ class Question:
     # the question is the tail of this slot's text, from this character on (rule 3)
     slot: int | None = None
     offset: int | None = None
+    # the tail sent verbatim starts here (<= offset): the question and the instructions right before it
+    keep_from: int | None = None
 
 
 def trailing_question(text: str) -> int | None:
@@ -83,6 +95,28 @@ def trailing_question(text: str) -> int | None:
 
 def _sentences(text: str) -> list[str]:
     return [s for s in SENTENCE_END.split(text.strip()) if s]
+
+
+def instructions_start(text: str, offset: int) -> int:
+    """Where the instructions directly before the question at `offset` start: the paragraphs right
+    above it that instruct the reader (each at most `MAX_INSTRUCTION_CHARS` characters and
+    `MAX_TRAILING_SENTENCES` sentences, starting with an instruction word such as "Now", "Answer",
+    "Only", "Based on"); `offset` when there are none. The text's first paragraph is never taken:
+    what is left before the result is what gets compressed."""
+    start = offset
+    while True:
+        head = text[:start].rstrip()
+        breaks = list(PARAGRAPH_BREAK.finditer(head))
+        if not breaks:
+            return start
+        paragraph = head[breaks[-1].end() :]
+        if (
+            len(paragraph) > MAX_INSTRUCTION_CHARS
+            or len(_sentences(paragraph)) > MAX_TRAILING_SENTENCES
+            or not _INSTRUCTS.match(paragraph)
+        ):
+            return start
+        start = breaks[-1].end()
 
 
 def explicit_question(value: str | None) -> Question | None:
@@ -118,7 +152,7 @@ def text_question(text: str, slot: int) -> Question:
     offset = trailing_question(text)
     if offset is None or offset == 0 or not text[:offset].strip():
         return Question(None, "none")
-    return Question(text[offset:].strip(), "trailing", slot, offset)
+    return Question(text[offset:].strip(), "trailing", slot, offset, instructions_start(text, offset))
 
 
 def _last_user(messages: Sequence[Any]) -> int | None:
@@ -140,13 +174,15 @@ def _message_text(message: dict[str, Any]) -> str:
 
 
 def split_question(slots: list[Slot], question: Question) -> tuple[list[Slot], list[str]]:
-    """The slots to compress (a trailing question cut off its slot) and what goes back after each
-    compressed text: the question verbatim, with the whitespace that preceded it."""
+    """The slots to compress (a trailing question, with the instructions right before it, cut off its
+    slot) and what goes back after each compressed text: that tail verbatim, with the whitespace that
+    preceded it."""
     tails = [""] * len(slots)
     if question.slot is None or question.offset is None:
         return slots, tails
     slot = slots[question.slot]
-    head = slot.text[: question.offset].rstrip()
+    cut = question.offset if question.keep_from is None else question.keep_from
+    head = slot.text[:cut].rstrip()
     tails[question.slot] = slot.text[len(head) :]
     slots = list(slots)
     slots[question.slot] = replace(slot, text=head, tokens=count_tokens(head))

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from promptpress.compressor.tokens import count_tokens
+from promptpress.service.policy import Slot
 from promptpress.service.question import (
     Question,
     chat_question,
     explicit_question,
+    instructions_start,
+    split_question,
     text_question,
     trailing_question,
 )
@@ -40,6 +44,37 @@ def test_one_message_with_context_and_a_labelled_question(article):
     assert q.source == "trailing" and q.slot == 0
     assert q.text == "Question: Who was arrested?\nAnswer:"
     assert text[q.offset :].strip() == q.text and article in text[: q.offset]
+
+
+def test_instructions_right_before_the_question_are_kept_with_it(article):
+    closing = "Now, answer the question based on the above article. Only give me the answer.\n\n"
+    text = (
+        f"Read the article and answer the question.\n\nArticle: {article}\n\n{closing}Question: Who?\nAnswer:"
+    )
+    q = text_question(text, 0)
+    assert q.text == "Question: Who?\nAnswer:"  # the question alone (what relevance is computed for)
+    assert text[q.keep_from :] == closing + "Question: Who?\nAnswer:"  # ... and what goes verbatim
+    slots, tails = split_question([Slot((0,), text, count_tokens(text))], q)
+    assert slots[0].text == text[: text.index("\n\nNow,")] and slots[0].text + tails[0] == text
+    # no instructions before the question: the verbatim tail is the question
+    plain = f"{article}\n\nQuestion: Who?\nAnswer:"
+    assert text_question(plain, 0).keep_from == text_question(plain, 0).offset
+
+
+def test_what_counts_as_instructions_before_the_question(article):
+    def start(middle: str) -> str:
+        text = f"{article}\n\n{middle}\n\nQuestion: Who?"
+        return text[instructions_start(text, text.index("Question:")) :]
+
+    assert start("Only answer with a name.\n\nUse the article.") == (
+        "Only answer with a name.\n\nUse the article.\n\nQuestion: Who?"
+    )  # several instruction paragraphs
+    assert start("The mayor resigned on Monday.") == "Question: Who?"  # context, not an instruction
+    assert start("Answer briefly. " + "x" * 400) == "Question: Who?"  # too long to be an instruction
+    assert start("Answer. One. Two. Three.") == "Question: Who?"  # too many sentences
+    # the first paragraph is never taken: something must be left to compress
+    only = "Answer from your knowledge.\n\nQuestion: Who?"
+    assert instructions_start(only, only.index("Question:")) == only.index("Question:")
 
 
 def test_one_message_with_a_trailing_question_paragraph_or_sentence(article):

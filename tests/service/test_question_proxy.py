@@ -36,6 +36,17 @@ def test_context_and_question_in_one_message_the_question_goes_verbatim(client):
     assert "Duisburg" in out and "Stradivari" not in out
 
 
+def test_the_instructions_right_before_the_question_go_verbatim_with_it(client):
+    # LongBench's and the eval's QA prompts: instructions, context, instructions, question
+    closing = "Now, answer the question based on the above text. Only give me the answer and do not output any other words."
+    text = f"Read the text and answer the question.\n\nText: {CONTEXT}\n\n{closing}\n\nQuestion: {QUESTION}\nAnswer:"
+    headers, sent = _chat(client, [{"role": "user", "content": text}])
+    out = sent["messages"][0]["content"]
+    assert headers["x-promptpress-question-source"] == "trailing"
+    assert out.endswith(f"\n\n{closing}\n\nQuestion: {QUESTION}\nAnswer:")  # byte-identical
+    assert "Duisburg" in out and "Stradivari" not in out and count_tokens(out) < count_tokens(text)
+
+
 def test_rag_context_in_an_earlier_message_and_the_question_in_the_last(client):
     messages = [
         {"role": "user", "content": CONTEXT},
