@@ -47,6 +47,12 @@ def main() -> int:
         "--methods", default="truncate,random,surprisal,classifier,classifier:package:all-minilm-l6-v2"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        help="inference back end(s) of the classifier methods, comma-separated (torch, bf16, onnx, ...); "
+        "with several, each method runs on each, in one process, named 'METHOD [BACKEND]'",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random-drop baseline")
     args = parser.parse_args()
 
@@ -74,7 +80,12 @@ def main() -> int:
     contexts: dict[str, list] = {}
     for sample in samples:
         contexts.setdefault(sample.context, []).append(sample)
-    methods = parse_methods(args.methods, seed=args.seed)
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    methods = []
+    for backend in backends:
+        for method in parse_methods(args.methods, seed=args.seed, classifier_backend=backend):
+            name = method.name if len(backends) == 1 else f"{method.name} [{backend}]"
+            methods.append(dataclasses.replace(method, name=name))
     print(
         f"{dataset}: {len(samples)} questions on {len(contexts)} contexts; methods {args.methods}",
         file=sys.stderr,
@@ -112,7 +123,7 @@ def main() -> int:
         print(f"| {method.name} | {' | '.join(cells)} | {ratio:.2f}x | {per_context:.2f} |")
     print(
         f"\n{dataset}, answer kept: mean share of the gold answer's words left in the compressed context "
-        f"(of those in the full context), {len(samples)} questions, {len(contexts)} contexts; torch threads {args.threads}"
+        f"(of those in the full context), {len(samples)} questions, {len(contexts)} contexts; torch threads {args.threads}, backend {args.backend}"
     )
     return 0
 

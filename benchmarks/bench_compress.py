@@ -1,15 +1,19 @@
-"""Time promptpress and llmlingua 0.2.2 side by side on the same text and checkpoint.
+"""Time promptpress and llmlingua 0.2.2 side by side on the same text and checkpoint, lever by lever.
 
-    python benchmarks/bench_compress.py [--tokens 9000] [--repeats 3] [--rate 0.33]
+    python benchmarks/bench_compress.py [--tokens 9000] [--repeats 3] [--rate 0.33] [--threads N]
+        [--levers torch,bf16,onnx,...]
 
 Measured in one run, on the same ~9k-token text (LongBench multi_news contexts from
-../shared/data) and the same checkpoint (the packaged MiniLM token classifier saved to a temporary
-directory whose name llmlingua recognises):
-- the raw encoder forward over our windows (no tokenisation, no post-processing), fp32;
-- promptpress end to end on each back end (torch fp32, torch int8, onnx, onnx-int8);
+../shared/data) and the same checkpoint (saved to a temporary directory whose name llmlingua
+recognises), each path timed in turn (A B C A B C ...) so that load from other processes falls on
+all of them alike:
+- the raw encoder forward over our windows (no tokenisation, no post-processing), fp32 and bf16;
+- promptpress end to end, one row per lever (`LEVERS`): each back end (precision and engine), ONNX
+  Runtime's spinning threads, the batching policy of earlier releases, llmlingua's full windows;
 - llmlingua's ``compress_prompt`` (LLMLingua-2 path) end to end.
-Prints each median, the ratios the issue asks for, and each back end's word-decision agreement
-with our fp32 path. Needs the test extra (llmlingua==0.2.2).
+Prints one table: median seconds, tokens/s, the ratio to llmlingua's throughput and the share of
+word keep/drop decisions equal to our torch fp32 path, then the issue's target line for the default
+path (``auto``). Needs the test extra (llmlingua==0.2.2) and, for the ONNX rows, onnxruntime.
 """
 
 from __future__ import annotations
@@ -21,12 +25,44 @@ import statistics
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("PROMPTPRESS_SHARED_DATA", REPO.parent / "shared" / "data"))
+LLMLINGUA = "llmlingua 0.2.2"
+
+
+@dataclass(frozen=True)
+class Lever:
+    """One promptpress path: a back end, compressor arguments, option overrides, ONNX settings."""
+
+    label: str
+    backend: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    spinning: bool | None = None  # ONNX Runtime's spinning worker threads (None: the default)
+
+
+LEVERS: dict[str, Lever] = {
+    "torch": Lever("torch fp32", "torch"),
+    "bf16": Lever("torch bf16 (Linear layers)", "bf16"),
+    "int8": Lever("torch int8 (every Linear)", "int8"),
+    "onnx": Lever("ONNX fp32 (fused), threads sleep", "onnx"),
+    "onnx-spin": Lever("ONNX fp32 (fused), threads spin", "onnx", spinning=True),
+    "onnx-int8": Lever("ONNX int8 (FFN up-projections)", "onnx-int8"),
+    "bf16-old-batches": Lever(
+        "torch bf16, earlier batching (8 rows, 80 % fill)",
+        "bf16",
+        kwargs={"batch_size": 8, "batch_fill": 0.8},
+    ),
+    "bf16-greedy": Lever("torch bf16, greedy 512-token windows", "bf16", options={"windowing": "greedy"}),
+}
+DEFAULT_LEVERS = ",".join(LEVERS)
 
 
 def load_text(tokens: int) -> str:
@@ -45,17 +81,28 @@ def load_text(tokens: int) -> str:
     return text
 
 
-def interleaved(paths: dict[str, object], repeats: int) -> tuple[dict[str, float], dict[str, object]]:
-    """Median seconds per path, the paths run in turn (A B C A B C ...) so that load from other
-    processes on the machine falls on all of them alike; one warm-up call each first."""
-    outputs = {name: fn() for name, fn in paths.items()}  # type: ignore[operator]
+def interleaved(paths: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each call per path, the paths run in turn (A B C A B C ...); one warm-up call each."""
+    for fn in paths.values():
+        fn()
     times: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(repeats):
         for name, fn in paths.items():
             start = time.perf_counter()
-            outputs[name] = fn()  # type: ignore[operator]
+            fn()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}, outputs
+    return times
+
+
+def build(loaded: Any, lever: Lever, threads: int | None) -> Any:
+    from promptpress.compressor import TokenClassifierCompressor
+    from promptpress.compressor.runtime import OnnxRuntime, OrtSettings
+
+    compressor = TokenClassifierCompressor(loaded, backend=lever.backend, threads=threads, **lever.kwargs)
+    if lever.spinning is not None:
+        graph = compressor.runtime.graph
+        compressor.runtime = OnnxRuntime(graph, lever.backend, OrtSettings(threads, lever.spinning))
+    return compressor
 
 
 def main() -> None:
@@ -67,15 +114,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
     parser.add_argument(
-        "--model", default="package:all-minilm-l6-v2", help="checkpoint to compare on (any spec)"
+        "--model", default="builtin:minilm-qmsum-v0", help="checkpoint to compare on (any spec)"
     )
+    parser.add_argument("--levers", default=DEFAULT_LEVERS, help=f"promptpress rows, of: {DEFAULT_LEVERS}")
     args = parser.parse_args()
+    levers = [s.strip() for s in args.levers.split(",") if s.strip()]
+    unknown = [name for name in levers if name not in LEVERS]
+    if unknown:
+        parser.error(f"unknown lever(s) {', '.join(unknown)}; choose from {DEFAULT_LEVERS}")
     warnings.simplefilter("ignore")
 
     import torch
 
-    from promptpress.compressor import TokenClassifierCompressor, count_tokens, ensure_tiktoken_offline
+    from promptpress.compressor import count_tokens, ensure_tiktoken_offline
     from promptpress.compressor.model import load_token_classifier
+    from promptpress.compressor.runtime import resolve_backend
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -90,60 +143,61 @@ def main() -> None:
     loaded = load_token_classifier(checkpoint)
     print(
         f"text: {n_tokens} tiktoken tokens, {len(text.split())} words; rate {args.rate}; "
-        f"torch threads {torch.get_num_threads()}; checkpoint: packaged MiniLM-L6 (seeded head)"
+        f"torch threads {torch.get_num_threads()}; checkpoint: {args.model}"
     )
 
-    fp32 = TokenClassifierCompressor(loaded, threads=args.threads)
-    ctx = fp32._prepare([text], fp32.default_options)
+    reference = build(loaded, LEVERS["torch"], args.threads)
+    compressors = {name: build(loaded, LEVERS[name], args.threads) for name in levers if name != "torch"}
+    compressors["torch"] = reference
+    ctx = reference._prepare([text], reference.default_options)
     windows = [ctx[0].ids[s:e] for s, e in ctx[0].windows]
-    compressors = {"torch": fp32} | {
-        b: TokenClassifierCompressor(loaded, backend=b, threads=args.threads)
-        for b in ("int8", "onnx", "onnx-int8")
-    }
+    raw_bf16 = compressors.get("bf16") or build(loaded, LEVERS["bf16"], args.threads)
     from llmlingua import PromptCompressor
 
-    reference = PromptCompressor(str(checkpoint), use_llmlingua2=True, device_map="cpu")
-    paths = {"raw forward (fp32)": lambda: fp32._compute(windows)}
-    for backend, compressor in compressors.items():
-        paths[f"promptpress {backend}"] = lambda c=compressor: c.compress(text, rate=args.rate)
-    paths["llmlingua 0.2.2"] = lambda: reference.compress_prompt(text, rate=args.rate)
-    results, outputs = interleaved(paths, args.repeats)
-    words = {  # decisions compared outside the timed calls (building per-word records costs time)
-        b: np.array([w.keep for w in c.compress(text, rate=args.rate, return_words=True).words or []])
-        for b, c in compressors.items()
+    llmlingua = PromptCompressor(str(checkpoint), use_llmlingua2=True, device_map="cpu")
+    paths: dict[str, Callable[[], Any]] = {
+        "raw forward fp32 (our windows)": lambda: reference._compute(windows),
+        "raw forward bf16 (our windows)": lambda: raw_bf16._compute(windows),
     }
-    for backend in compressors:
-        print(f"  promptpress {backend:9s} -> {outputs[f'promptpress {backend}'].compressed_tokens} tokens")  # type: ignore[union-attr]
-    print(f"  llmlingua 0.2.2       -> {outputs['llmlingua 0.2.2']['compressed_tokens']} tokens")  # type: ignore[index]
+    for name in levers:
+        options = LEVERS[name].options
+        paths[name] = lambda c=compressors[name], o=options: c.compress(text, rate=args.rate, **o)
+    paths[LLMLINGUA] = lambda: llmlingua.compress_prompt(text, rate=args.rate)
+    times = interleaved(paths, args.repeats)
+    medians = {name: statistics.median(t) for name, t in times.items()}
+
+    def decisions(name: str) -> np.ndarray:  # outside the timed calls (per-word records cost time)
+        result = compressors[name].compress(text, rate=args.rate, return_words=True, **LEVERS[name].options)
+        return np.array([w.keep for w in result.words or []])
+
+    fp32 = decisions("torch")
+    agreement = {name: float((decisions(name) == fp32).mean()) for name in levers}
     print(
         f"  windows: promptpress {len(windows)} (stable, {np.mean([len(w) for w in windows]):.0f} tokens avg)"
     )
-
     print()
-    print("| path | median s | tokens/s | vs llmlingua |")
-    print("|---|---:|---:|---:|")
-    for name, seconds in results.items():
+    print("| path | median s (min-max) | tokens/s | vs llmlingua 0.2.2 | word decisions equal to fp32 |")
+    print("|---|---:|---:|---:|---:|")
+    base_s = medians[LLMLINGUA]
+    for name, seconds in medians.items():
+        label = f"promptpress {LEVERS[name].label}" if name in LEVERS else name
+        agree = f"{100 * agreement[name]:.2f} %" if name in agreement else "—"
+        spread = f"{min(times[name]):.3f}-{max(times[name]):.3f}"
         print(
-            f"| {name} | {seconds:.3f} | {n_tokens / seconds:,.0f} | {results['llmlingua 0.2.2'] / seconds:.2f}x |"
+            f"| {label} | {seconds:.3f} ({spread}) | {n_tokens / seconds:,.0f} | {base_s / seconds:.2f}x | {agree} |"
         )
-    raw = results["raw forward (fp32)"]
     print()
-    print(
-        f"promptpress fp32 overhead over the raw forward: {results['promptpress torch'] / raw - 1:+.1%} (target <= +10%)"
-    )
-    agreement = {b: float((words[b] == words["torch"]).mean()) for b in words}
-    for backend, agree in agreement.items():
-        print(f"word decisions equal to fp32: {backend:9s} {agree:.2%}")
-    fastest = min((k for k in results if k.startswith("promptpress")), key=results.__getitem__)
-    print(
-        f"fastest path: {fastest}, {results['llmlingua 0.2.2'] / results[fastest]:.2f}x llmlingua's throughput"
-    )
-    faithful = [k for k in results if k.startswith("promptpress") and agreement[k.split()[-1]] >= 0.98]
-    best = min(faithful, key=results.__getitem__)
-    print(
-        f"fastest path with >= 98% of decisions equal to fp32: {best}, "
-        f"{results['llmlingua 0.2.2'] / results[best]:.2f}x llmlingua's throughput (target >= 2x)"
-    )
+    if "torch" in medians:
+        overhead = medians["torch"] / medians["raw forward fp32 (our windows)"] - 1
+        print(f"promptpress fp32 overhead over the raw forward: {overhead:+.1%}")
+    default = resolve_backend("auto")
+    if default in medians:
+        ok = base_s / medians[default] >= 2 and agreement[default] >= 0.99
+        print(
+            f"default path (backend auto -> {default}): {base_s / medians[default]:.2f}x llmlingua's throughput, "
+            f"{100 * agreement[default]:.2f} % of word decisions equal to fp32 "
+            f"(target >= 2x and >= 99 %: {'met' if ok else 'not met'})"
+        )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from . import assets
 from .artefact import find_artefact
 from .model import LoadedModel, ModelInfo, load_token_classifier
 from .onnx_export import ONNX_BACKENDS
-from .runtime import OnnxRuntime, Runtime, check_backend, make_runtime
+from .runtime import OnnxRuntime, OrtSettings, Runtime, check_backend, make_runtime, resolve_backend
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,9 @@ class OpenedModel:
 def open_model(
     model: str | os.PathLike[str] | LoadedModel, backend: str = "torch", threads: int | None = None
 ) -> OpenedModel:
-    """`model` (a spec, a checkpoint path or a loaded model) ready to run on `backend`."""
+    """`model` (a spec, a checkpoint path or a loaded model) ready to run on `backend` (``auto``:
+    `runtime.resolve_backend`)."""
+    backend = resolve_backend(backend)
     check_backend(backend)
     if isinstance(model, LoadedModel):
         return OpenedModel(model.info(), make_runtime(model, backend, threads), model)
@@ -48,4 +50,4 @@ def open_from_artefact(spec: str, backend: str, threads: int | None = None) -> O
     graph = artefact.graph(backend) if artefact is not None else None
     if artefact is None or graph is None:
         return None
-    return OpenedModel(artefact.info(spec), OnnxRuntime(graph, backend, threads), None)
+    return OpenedModel(artefact.info(spec), OnnxRuntime(graph, backend, OrtSettings(threads)), None)

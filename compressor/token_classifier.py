@@ -22,6 +22,7 @@ import numpy as np
 
 from promptpress.cache import ArrayCodec, KeySpace, SegmentCache, get_or_compute
 
+from .batching import DEFAULT_MAX_ROWS, DEFAULT_MAX_TOKENS, DEFAULT_MIN_FILL, BatchPolicy
 from .budget import Masks, Plan, plan_budget
 from .loader import open_model
 from .model import DEFAULT_MODEL, LoadedModel, ModelInfo, load_token_classifier
@@ -29,7 +30,7 @@ from .options import CompressOptions, OptionsError
 from .protect import Protected, ensure_text, forced_tokens, literal_ranges, protect, verbatim_tokens
 from .render import SEPARATOR, Rendering
 from .result import CompressionResult, ContextResult, WordDecision
-from .runtime import Runtime
+from .runtime import Runtime, resolve_backend
 from .tokens import DEFAULT_ENCODING, get_encoding, unit_tokens, word_tokens
 from .units import Units, build_units, find_occurrences, strip_keep_markers
 from .windows import cut_windows, end_flags
@@ -56,8 +57,10 @@ class TokenClassifierCompressor:
     >>> result = compressor.compress(long_text, rate=0.33)
     >>> result.compressed_text, result.original_tokens, result.compressed_tokens
 
-    `backend` picks the inference path ("torch", "int8", "onnx", "onnx-int8"; an ONNX backend whose
-    model was exported before opens without torch: `loader`); `cache` is an optional segment cache
+    `backend` picks the inference path ("torch", "bf16", "int8", "onnx", "onnx-int8", or "auto": bf16
+    where the CPU has native bf16, else torch; see `runtime`; an ONNX backend whose model was exported
+    before opens without torch: `loader`); `batch_size`, `max_batch_tokens` and `batch_fill` bound
+    each model call (`batching.BatchPolicy`); `cache` is an optional segment cache
     (`promptpress.cache`) holding each window's token probabilities, so a window seen before costs no
     model call whatever rate is asked; `cache_namespace` is the tenant part of its keys (default:
     ``PROMPTPRESS_CACHE_NAMESPACE``, else ``default``).
@@ -71,13 +74,15 @@ class TokenClassifierCompressor:
         *,
         backend: str = "torch",
         threads: int | None = None,
-        batch_size: int = 8,
-        max_batch_tokens: int = 4096,
+        batch_size: int = DEFAULT_MAX_ROWS,
+        max_batch_tokens: int = DEFAULT_MAX_TOKENS,
+        batch_fill: float = DEFAULT_MIN_FILL,
         encoding: str = DEFAULT_ENCODING,
         options: CompressOptions | None = None,
         cache: SegmentCache | None = None,
         cache_namespace: str | None = None,
     ) -> None:
+        backend = resolve_backend(backend)
         opened = open_model(model, backend, threads)
         self.info: ModelInfo = opened.info
         self.runtime: Runtime = opened.runtime
@@ -86,8 +91,7 @@ class TokenClassifierCompressor:
         self.rule = detect_word_rule(self.info.tokenizer)
         self.encoding = get_encoding(encoding)
         self.default_options = (options or CompressOptions()).validate()
-        self.batch_size = max(1, batch_size)
-        self.max_batch_tokens = max(self.info.max_length, max_batch_tokens)
+        self.batching = BatchPolicy(batch_size, max(self.info.max_length, max_batch_tokens), batch_fill)
         self.cache = cache
         self._cache_failed = False
         self._keyspace = (
@@ -285,7 +289,7 @@ class TokenClassifierCompressor:
         results = [np.zeros(0, dtype=np.float32) for _ in windows]
         todo = [i for i, w in enumerate(windows) if len(w)]
         head = int(self._cls is not None)
-        for batch in self._batches(todo, [len(w) for w in windows]):
+        for batch in self.batching.batches(todo, [len(w) + self._specials for w in windows]):
             width = max(len(windows[i]) for i in batch) + self._specials
             ids = np.full((len(batch), width), self._pad, dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -302,27 +306,6 @@ class TokenClassifierCompressor:
             for row, i in enumerate(batch):
                 results[i] = probs[row, head : head + len(windows[i])].astype(np.float32)
         return results
-
-    def _batches(self, todo: list[int], lengths: list[int]) -> list[list[int]]:
-        """Length-sorted batches bounded by count and padded tokens, cut where padding would exceed
-        a fifth of the batch (stable windows vary from a few tokens to the model's length)."""
-        order = sorted(todo, key=lambda i: -lengths[i])
-        batches: list[list[int]] = []
-        current: list[int] = []
-        used = 0
-        for i in order:
-            size = lengths[i] + self._specials
-            if current:
-                width = lengths[current[0]] + self._specials
-                n = len(current) + 1
-                if n > self.batch_size or n * width > self.max_batch_tokens or used + size < 0.8 * n * width:
-                    batches.append(current)
-                    current, used = [], 0
-            current.append(i)
-            used += size
-        if current:
-            batches.append(current)
-        return batches
 
     def _count(self, text: str) -> int:
         return len(self.encoding.encode_ordinary(text)) if text else 0

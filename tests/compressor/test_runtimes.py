@@ -17,7 +17,7 @@ def trained():
     return TokenClassifierCompressor("builtin:minilm-qmsum-v0")
 
 
-@pytest.mark.parametrize("backend", ["int8", "onnx", "onnx-int8"])
+@pytest.mark.parametrize("backend", ["bf16", "int8", "onnx", "onnx-int8"])
 def test_backend_decisions_match_fp32(trained, backend, multi_news):
     fast = TokenClassifierCompressor(trained.loaded, backend=backend)
     assert fast.runtime.name == backend
@@ -29,8 +29,9 @@ def test_backend_decisions_match_fp32(trained, backend, multi_news):
     assert len(ref) == len(got) > 1000
     agreement = float((ref == got).mean())
     # ONNX fp32 is the same computation; ONNX int8 quantises only the feed-forward up-projections
-    # (98.6 % on the 9k-token benchmark text); torch int8 quantises every Linear (93.7 % there).
-    floor = {"onnx": 0.999, "onnx-int8": 0.98, "int8": 0.90}[backend]
+    # (98.6 % on the 9k-token benchmark text); torch int8 quantises every Linear (93.7 % there);
+    # bf16 rounds the Linear layers' weights and inputs (99.7-99.8 % there).
+    floor = {"onnx": 0.999, "bf16": 0.99, "onnx-int8": 0.98, "int8": 0.90}[backend]
     assert agreement >= floor, agreement
 
 
