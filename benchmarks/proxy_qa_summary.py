@@ -90,6 +90,7 @@ def mode_stats(
             if applied
             else None
         ),
+        "answer_words": _mean([len(r["prediction"].split()) for r in items]),
         "seconds": _mean([r["seconds"] for r in items]),
         "compression_s": _mean([r["compression_ms"] / 1000 for r in applied]),
         "answer_kept": 100 * statistics.fmean(x for x in kept if x is not None) if kept else None,
@@ -109,13 +110,13 @@ def render_table(
         + (f" ({errors} failed requests in the file, retried on resume)" if errors else ""),
         "",
         "| rate | n | QA F1 [95 % CI] | % of off | prompt tokens upstream | ratio | compressor ratio "
-        "| s / question | compression s | answer words kept | question source | compression |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| s / question | compression s | answer words kept | words in answer | question source | compression |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for mode in modes:
         stats = mode_stats(latest(rows, ids, mode), off, texts)
         if not stats["n"]:
-            lines.append(f"| {mode} | 0 | – | – | – | – | – | – | – | – | – | – |")
+            lines.append(f"| {mode} | 0 |" + " – |" * 11)
             continue
         lines.append(
             f"| {mode} | {stats['n']} | {_fmt(stats['f1'], '.1f')} "
@@ -123,6 +124,7 @@ def render_table(
             f"| {_fmt(stats['prompt_tokens'], ',.0f')} | {_fmt(stats['ratio'], '.2f', 'x')} "
             f"| {_fmt(stats['compressor_ratio'], '.2f', 'x')} | {_fmt(stats['seconds'], '.1f')} "
             f"| {_fmt(stats['compression_s'], '.1f')} | {_fmt(stats['answer_kept'], '.1f', ' %')} "
+            f"| {_fmt(stats['answer_words'], '.1f')} "
             f"| {stats['sources']} | {stats['outcomes']} |"
         )
     lines += [
@@ -131,7 +133,8 @@ def render_table(
         "prompt tokens over this rate's, same questions; compressor ratio: tiktoken tokens of the text "
         "compressed over what it became (X-Promptpress-*-Tokens; the question is not part of it); "
         "s / question: request sent to answer received, compression included; answer words kept: share "
-        "of the gold answer's words in the compressed text (from the server's prompt log).",
+        "of the gold answer's words in the compressed text (from the server's prompt log); words in answer: "
+        "the reader's answer, mean (the prompt asks for a short phrase).",
     ]
     return "\n".join(lines)
 
