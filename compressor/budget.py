@@ -42,6 +42,7 @@ class Budget:
 
     total: int
     per_context: tuple[int, ...] | None = None
+    shared: bool = False  # per_context are shares of `total`: one context's overrun comes out of the others
 
     def fits(self, tokens: Sequence[int], joined: int) -> bool:
         """Nothing to remove: each context within its budget, or the whole call within `total`."""
@@ -64,18 +65,23 @@ def allocate_budget(
     The call's total is ``options.target_tokens``, else ``round(options.rate * joined)`` (`joined`:
     the tokens of the contexts as one text; default their sum). With `relevance` (one score per
     context) the total is split by relevance (`split_budget`; every context gets at least one token);
-    otherwise ``options.context_budgets``, when set, are the per-context budgets.
+    otherwise ``options.context_budgets``, when set, are the per-context budgets. Relevance shares,
+    and ``context_budgets`` given with ``target_tokens``, are *shared*: a context whose verbatim
+    spans (numbers, structure) overrun its share takes the excess from the others, so that the call
+    keeps about its total (`PerContextSelection`); ``context_budgets`` alone are each context's own.
     """
     whole = sum(tokens) if joined is None else joined
     total = options.target_tokens if options.target_tokens is not None else round(options.rate * whole)
     if relevance is not None:
         shares = split_budget(tokens, relevance, total, temperature=temperature, min_rate=min_rate)
-        return Budget(total, tuple(max(1, int(s)) for s in shares))
+        return Budget(total, tuple(max(1, int(s)) for s in shares), shared=True)
     if options.context_budgets is not None:
         if len(options.context_budgets) != len(tokens):
             raise OptionsError(
                 f"context_budgets has {len(options.context_budgets)} entries for {len(tokens)} contexts"
             )
+        if options.target_tokens is not None:  # shares of one budget
+            return Budget(options.target_tokens, options.context_budgets, shared=True)
         return Budget(sum(options.context_budgets), options.context_budgets)
     return Budget(total)
 
@@ -186,18 +192,42 @@ class GlobalSelection:
 
 @dataclass(frozen=True)
 class PerContextSelection:
-    """Each context's rendered text meets its own budget."""
+    """Each context's rendered text meets its own budget.
+
+    With `total` (the budgets are shares of one budget) a context whose forced words alone overrun
+    its share keeps them, and the excess comes out of the contexts that stayed within theirs (their
+    budgets scaled down alike, a few rounds) so the call keeps about `total` tokens.
+    """
 
     budgets: tuple[int, ...]
     drop_consecutive: bool = False
+    total: int | None = None
+    rounds: int = 4
+    tolerance: float = 0.02
 
     def select(self, units: Sequence[Units], rendering: Rendering) -> Masks:
-        return [
-            select_global(
-                [u], b, rendering.context(i).tokens, postprocess=_repeats([u], self.drop_consecutive)
-            )[0]
-            for i, (u, b) in enumerate(zip(units, self.budgets))
-        ]
+        budgets = list(self.budgets)
+        masks = [self._one(units, rendering, i, b) for i, b in enumerate(budgets)]
+        if self.total is None:
+            return masks
+        for _ in range(self.rounds):
+            used = [rendering.context(i).tokens([m]) for i, m in enumerate(masks)]
+            over = sum(used) - self.total
+            within = [i for i, (u, b) in enumerate(zip(used, budgets)) if u <= b and b > 1]
+            spare = sum(budgets[i] for i in within)
+            if over <= max(1, self.tolerance * self.total) or spare <= 0:
+                break
+            scale = max(0.0, 1.0 - over / spare)
+            for i in within:
+                budgets[i] = max(1, int(budgets[i] * scale))
+                masks[i] = self._one(units, rendering, i, budgets[i])
+        return masks
+
+    def _one(self, units: Sequence[Units], rendering: Rendering, i: int, budget: int) -> np.ndarray:
+        u = units[i]
+        return select_global(
+            [u], budget, rendering.context(i).tokens, postprocess=_repeats([u], self.drop_consecutive)
+        )[0]
 
 
 @dataclass(frozen=True)
@@ -270,5 +300,6 @@ def _selection(
         return WindowSelection(window_rate(options, kept_tokens), options.drop_consecutive)
     if budget.per_context is not None:
         budgets = tuple(b for b, k in zip(budget.per_context, keep) if k)
-        return PerContextSelection(budgets, options.drop_consecutive)
+        total = min(budget.total, sum(budgets)) if budget.shared else None
+        return PerContextSelection(budgets, options.drop_consecutive, total)
     return GlobalSelection(budget.total, options.drop_consecutive)

@@ -274,9 +274,16 @@ class QuestionAwareCompressor:
     ) -> CompressionResult:
         """`texts` in one call, each compressed to its share of the budget by `relevance` (one score
         per text, e.g. `scores`); `options` needs ``budget="global"``."""
-        budgets = self.budgets(texts, relevance, options)
+        tokens = [self._count(t) for t in texts]
+        budget = allocate_budget(
+            tokens, options, relevance, temperature=self.temperature, min_rate=self.min_rate
+        )
+        assert budget.per_context is not None  # relevance always splits the budget
+        # shares of one budget: units whose numbers and other verbatim spans overrun their share
+        # take the excess from the others
         return self.compressor.compress(
-            list(texts), options.with_overrides(target_tokens=None, context_budgets=budgets)
+            list(texts),
+            options.with_overrides(target_tokens=max(1, budget.total), context_budgets=budget.per_context),
         )
 
     def _count(self, text: str) -> int:

@@ -123,3 +123,25 @@ def test_one_question_aware_compressor_per_compressor_and_relevance_model(classi
     assert len(mpnet.embed([question])[0]) == 768 and len(default.embed([question])[0]) == 384
     best = max(by_mpnet.contexts, key=lambda c: c.relevance or 0.0)
     assert best.index == 2 and "Stradivari" in by_mpnet.compressed_text
+
+
+def test_numbers_in_off_topic_units_come_out_of_the_others_share(classifier) -> None:  # type: ignore[no-untyped-def]
+    """Numbers are kept verbatim; when an off-topic unit is full of them its share overruns, and the
+    excess comes out of the other units: the call still meets its rate."""
+    figures = " ".join(f"In {1900 + i} the port handled {3 * i + 1}.{i} million tonnes." for i in range(12))
+    violin = " ".join([DOCS[2], DOCS[2].replace("Cremona", "Mantua"), DOCS[2].replace("four", "five")])
+    docs = [figures, DOCS[1], violin]
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        return [[1.0, 0.0] if ("violin" in t or t.startswith("Q:")) else [0.0, 1.0] for t in texts]
+
+    qa = QuestionAwareCompressor(classifier, embed)
+    total = sum(count_tokens(d) for d in docs)
+    result = qa.compress_for_question(docs, "Q: which instrument?", 0.4)
+    assert "1911" in result.contexts[0].text  # the numbers of the off-topic text stay
+    assert result.compressed_tokens <= 0.4 * total * 1.05
+    # without sharing, each unit meets only its own share: the numbers overrun the call's budget
+    budget = qa.budgets(docs, qa.scores("Q: which instrument?", docs), CompressOptions(rate=0.4))
+    apart = classifier.compress(docs, CompressOptions(context_budgets=budget))
+    assert apart.compressed_tokens > 0.4 * total * 1.1
+    assert result.contexts[2].compressed_tokens < apart.contexts[2].compressed_tokens
