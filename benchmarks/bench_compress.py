@@ -60,6 +60,9 @@ LEVERS: dict[str, Lever] = {
         "bf16",
         kwargs={"batch_size": 8, "batch_fill": 0.8},
     ),
+    "bf16-no-padding": Lever(
+        "torch bf16, no padding (only equal-length windows share a call)", "bf16", kwargs={"batch_fill": 1.0}
+    ),
     "bf16-greedy": Lever("torch bf16, greedy 512-token windows", "bf16", options={"windowing": "greedy"}),
 }
 DEFAULT_LEVERS = ",".join(LEVERS)

@@ -43,11 +43,14 @@ __all__ = [
 def load_compressor(
     model: str | os.PathLike[str] | None = None,
     *,
-    backend: str = "torch",
+    backend: str = "auto",
     cache: SegmentCache | None = None,
     **kwargs: Any,
 ) -> TokenClassifierCompressor:
-    """The token-classifier compressor for `model` (default: the shipped model), ready on CPU."""
+    """The token-classifier compressor for `model` (default: the shipped model), ready on CPU.
+
+    `backend` "auto" (default) is bf16 on a CPU with native bf16, else torch fp32; "torch" keeps fp32
+    (`promptpress.compressor.runtime`)."""
     from .token_classifier import TokenClassifierCompressor
 
     return TokenClassifierCompressor(model or DEFAULT_MODEL, backend=backend, cache=cache, **kwargs)

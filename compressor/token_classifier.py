@@ -72,7 +72,7 @@ class TokenClassifierCompressor:
         self,
         model: str | os.PathLike[str] | LoadedModel = DEFAULT_MODEL,
         *,
-        backend: str = "torch",
+        backend: str = "auto",
         threads: int | None = None,
         batch_size: int = DEFAULT_MAX_ROWS,
         max_batch_tokens: int = DEFAULT_MAX_TOKENS,

@@ -164,7 +164,9 @@ class Settings(BaseSettings):
         "promptpress's trained `builtin:minilm-qmsum-v0` on the packaged MiniLM (offline, CPU).",
     )
     compressor_backend: str = Field(
-        default="torch", description="Compressor inference path: `torch`, `int8`, `onnx` or `onnx-int8`."
+        default="auto",
+        description="Compressor inference path: `auto` (bf16 where the CPU has native bf16, else `torch`), "
+        "`torch` (fp32), `bf16`, `int8`, `onnx` or `onnx-int8`.",
     )
     compressor_threads: int | None = Field(
         default=None, ge=1, description="CPU threads of the compressor's model. Unset: the runtime's default."

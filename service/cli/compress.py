@@ -58,10 +58,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--backend",
-        choices=("torch", "int8", "onnx", "onnx-int8"),
+        choices=("onnx", "onnx-int8", "torch", "bf16", "int8", "auto"),
         default="onnx",
         help="inference path: ONNX Runtime fp32 (default; the same output as torch fp32, and once the "
-        "first run has exported the model, no torch import), ONNX Runtime int8, torch fp32 or torch int8",
+        "first run has exported the model, no torch import), ONNX Runtime int8, torch fp32, torch bf16 "
+        "(faster on long inputs, but it imports torch), torch int8, or auto (the Python API's default: "
+        "bf16 where the CPU has native bf16, else torch)",
     )
     p.add_argument(
         "--cache", metavar="URL", help="segment cache: redis://host:port/0, memory://, disk:///path"
@@ -232,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(result.compressed_text + "\n")
-    _print_stats(result, args.backend)
+    _print_stats(result, compressor.backend)
     return 0
 
 

@@ -39,7 +39,7 @@ def minilm_checkpoint(tmp_path_factory) -> Path:
 def minilm(minilm_checkpoint):
     from promptpress.compressor import TokenClassifierCompressor
 
-    return TokenClassifierCompressor(minilm_checkpoint)
+    return TokenClassifierCompressor(minilm_checkpoint, backend="torch")  # fp32: llmlingua parity
 
 
 @pytest.fixture(scope="session")
@@ -75,4 +75,4 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 def tiny(tiny_checkpoint):
     from promptpress.compressor import TokenClassifierCompressor
 
-    return TokenClassifierCompressor(tiny_checkpoint)
+    return TokenClassifierCompressor(tiny_checkpoint, backend="torch")

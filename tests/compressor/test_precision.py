@@ -23,7 +23,7 @@ def tiny_loaded(tiny_checkpoint):
 def test_bf16_runtime_holds_bf16_linears_and_scores_like_fp32(tiny_loaded, multi_news):
     import torch
 
-    fp32 = TokenClassifierCompressor(tiny_loaded)
+    fp32 = TokenClassifierCompressor(tiny_loaded, backend="torch")
     bf16 = TokenClassifierCompressor(tiny_loaded, backend="bf16")
     assert bf16.backend == bf16.runtime.name == "bf16"
     modules = list(bf16.runtime.model.modules())
@@ -131,11 +131,21 @@ def test_batches_cut_where_padding_would_exceed_the_fill():
 
 def test_batching_does_not_change_what_is_kept(tiny_loaded, multi_news):
     text = "\n\n".join(multi_news[:2])
-    loose = TokenClassifierCompressor(tiny_loaded, batch_size=8, batch_fill=0.5)
-    tight = TokenClassifierCompressor(tiny_loaded, batch_fill=1.0)
+    loose = TokenClassifierCompressor(tiny_loaded, backend="torch", batch_size=8, batch_fill=0.5)
+    tight = TokenClassifierCompressor(tiny_loaded, backend="torch", batch_fill=1.0)
     a = loose.compress(text, rate=0.33, return_words=True)
     b = tight.compress(text, rate=0.33, return_words=True)
     assert a.compressed_text == b.compressed_text
     pa = np.array([w.probability for w in a.words])
     pb = np.array([w.probability for w in b.words])
     assert np.abs(pa - pb).max() < 1e-4
+
+
+def test_the_default_backend_is_auto_and_fp32_stays_available(monkeypatch, tiny_loaded):
+    import promptpress.compressor.runtime as runtime
+    from promptpress.service.settings import Settings
+
+    monkeypatch.setattr(runtime, "native_bf16", lambda: True)
+    assert TokenClassifierCompressor(tiny_loaded).backend == "bf16"
+    assert TokenClassifierCompressor(tiny_loaded, backend="torch").runtime.name == "torch"
+    assert Settings().compressor_backend == "auto"

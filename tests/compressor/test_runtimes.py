@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def trained():
     """The shipped pilot model: a trained head spreads probabilities the way real checkpoints do
     (the untrained default's sit at 0.5 +- 0.01, where any rounding flips a decision)."""
-    return TokenClassifierCompressor("builtin:minilm-qmsum-v0")
+    return TokenClassifierCompressor("builtin:minilm-qmsum-v0", backend="torch")  # the fp32 reference
 
 
 @pytest.mark.parametrize("backend", ["bf16", "int8", "onnx", "onnx-int8"])
