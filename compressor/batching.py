@@ -4,7 +4,9 @@ Stable windows range from a few tokens to the model's length, so a batch pads ev
 longest window. Padding costs in the encoder's matrix products (rows of padding) and more in its
 attention (whose cost grows with the square of the padded width), while a batch of one window costs
 little more per token than a full one (docs/benchmarks.md: measured lever). So a batch is cut as soon
-as its padding would exceed ``1 - min_fill`` of its tokens.
+as its padding would exceed ``1 - min_fill`` of its tokens. A runtime whose rounding depends on the
+padded width (bf16) gets ``min_fill=1``: only windows of equal length share a call, and a window
+scores exactly as it does alone (what the segment cache needs: cached scores equal fresh ones).
 """
 
 from __future__ import annotations

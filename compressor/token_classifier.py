@@ -60,7 +60,9 @@ class TokenClassifierCompressor:
     `backend` picks the inference path ("torch", "bf16", "int8", "onnx", "onnx-int8", or "auto": bf16
     where the CPU has native bf16, else torch; see `runtime`; an ONNX backend whose model was exported
     before opens without torch: `loader`); `batch_size`, `max_batch_tokens` and `batch_fill` bound
-    each model call (`batching.BatchPolicy`); `cache` is an optional segment cache
+    each model call (`batching.BatchPolicy`; `batch_fill` None: 1.0, no padding, for a runtime whose
+    results depend on padding, such as bf16, so that a window scores the same whatever it is batched
+    with and cached scores equal fresh ones; else `batching.DEFAULT_MIN_FILL`); `cache` is an optional segment cache
     (`promptpress.cache`) holding each window's token probabilities, so a window seen before costs no
     model call whatever rate is asked; `cache_namespace` is the tenant part of its keys (default:
     ``PROMPTPRESS_CACHE_NAMESPACE``, else ``default``).
@@ -76,7 +78,7 @@ class TokenClassifierCompressor:
         threads: int | None = None,
         batch_size: int = DEFAULT_MAX_ROWS,
         max_batch_tokens: int = DEFAULT_MAX_TOKENS,
-        batch_fill: float = DEFAULT_MIN_FILL,
+        batch_fill: float | None = None,
         encoding: str = DEFAULT_ENCODING,
         options: CompressOptions | None = None,
         cache: SegmentCache | None = None,
@@ -91,6 +93,8 @@ class TokenClassifierCompressor:
         self.rule = detect_word_rule(self.info.tokenizer)
         self.encoding = get_encoding(encoding)
         self.default_options = (options or CompressOptions()).validate()
+        if batch_fill is None:  # a runtime whose rounding depends on padding batches equal lengths only
+            batch_fill = 1.0 if getattr(self.runtime, "padding_changes_results", False) else DEFAULT_MIN_FILL
         self.batching = BatchPolicy(batch_size, max(self.info.max_length, max_batch_tokens), batch_fill)
         self.cache = cache
         self._cache_failed = False

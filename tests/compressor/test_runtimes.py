@@ -46,3 +46,19 @@ def test_onnx_probabilities_equal_torch(minilm):
 def test_unknown_backend(minilm):
     with pytest.raises(ValueError, match="unknown backend"):
         TokenClassifierCompressor(minilm.loaded, backend="tpu")
+
+
+def test_bf16_scores_a_window_as_it_does_alone(trained, multi_news):
+    """bf16 rounds a padded row differently, so by default it batches only equal-length windows: a
+    window's scores do not depend on what it shares a call with (cached scores equal fresh ones)."""
+    bf16 = TokenClassifierCompressor(trained.loaded, backend="bf16")
+    assert bf16.batching.min_fill == 1.0
+    ctx = bf16._prepare([multi_news[0]], bf16.default_options)[0]
+    windows = [ctx.ids[s:e] for s, e in ctx.windows][:24]
+    assert len({len(w) for w in windows}) > 3
+    alone = [bf16.score_windows([w])[0] for w in windows]
+    for a, b in zip(alone, bf16.score_windows(windows)):
+        assert np.array_equal(a, b)
+    padded = TokenClassifierCompressor(trained.loaded, backend="bf16", batch_fill=0.5)
+    assert padded.batching.min_fill == 0.5
+    assert max(float(np.abs(a - b).max()) for a, b in zip(alone, padded.score_windows(windows))) > 0
