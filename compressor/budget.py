@@ -210,17 +210,18 @@ class PerContextSelection:
         masks = [self._one(units, rendering, i, b) for i, b in enumerate(budgets)]
         if self.total is None:
             return masks
+        used = [rendering.context(i).tokens([m]) for i, m in enumerate(masks)]
         for _ in range(self.rounds):
-            used = [rendering.context(i).tokens([m]) for i, m in enumerate(masks)]
             over = sum(used) - self.total
             within = [i for i, (u, b) in enumerate(zip(used, budgets)) if u <= b and b > 1]
             spare = sum(budgets[i] for i in within)
             if over <= max(1, self.tolerance * self.total) or spare <= 0:
                 break
             scale = max(0.0, 1.0 - over / spare)
-            for i in within:
+            for i in within:  # only these change: the others' counts stand
                 budgets[i] = max(1, int(budgets[i] * scale))
                 masks[i] = self._one(units, rendering, i, budgets[i])
+                used[i] = rendering.context(i).tokens([masks[i]])
         return masks
 
     def _one(self, units: Sequence[Units], rendering: Rendering, i: int, budget: int) -> np.ndarray:

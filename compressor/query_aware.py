@@ -262,28 +262,30 @@ class QuestionAwareCompressor:
         self, texts: Sequence[str], relevance: Sequence[float], options: CompressOptions
     ) -> tuple[int, ...]:
         """Each text's token budget: the call's budget (`options`) split by `relevance`."""
+        per_context, _ = self._split(texts, relevance, options)
+        return per_context
+
+    def _split(
+        self, texts: Sequence[str], relevance: Sequence[float], options: CompressOptions
+    ) -> tuple[tuple[int, ...], int]:
+        """The per-text budgets and the call's total they share."""
         tokens = [self._count(t) for t in texts]
         budget = allocate_budget(
             tokens, options, relevance, temperature=self.temperature, min_rate=self.min_rate
         )
         assert budget.per_context is not None  # relevance always splits the budget
-        return budget.per_context
+        return budget.per_context, budget.total
 
     def compress_by_relevance(
         self, texts: Sequence[str], relevance: Sequence[float], options: CompressOptions
     ) -> CompressionResult:
         """`texts` in one call, each compressed to its share of the budget by `relevance` (one score
         per text, e.g. `scores`); `options` needs ``budget="global"``."""
-        tokens = [self._count(t) for t in texts]
-        budget = allocate_budget(
-            tokens, options, relevance, temperature=self.temperature, min_rate=self.min_rate
-        )
-        assert budget.per_context is not None  # relevance always splits the budget
+        per_context, total = self._split(texts, relevance, options)
         # shares of one budget: units whose numbers and other verbatim spans overrun their share
         # take the excess from the others
         return self.compressor.compress(
-            list(texts),
-            options.with_overrides(target_tokens=max(1, budget.total), context_budgets=budget.per_context),
+            list(texts), options.with_overrides(target_tokens=max(1, total), context_budgets=per_context)
         )
 
     def _count(self, text: str) -> int:

@@ -39,19 +39,20 @@ MAX_TRAILING_SENTENCES = 3
 _LABEL = re.compile(
     r"^[ \t]*(?:#+[ \t]*)?(?:question|query|q|task|instruction)[ \t]*[:：][ \t]*", re.I | re.M
 )
+# words that open a request to the reader, in a question and in the instructions around it
+_DIRECTIVES = (
+    r"summari[sz]e|answer|explain|describe|list|write|give|tell|translate|extract|classify|"
+    r"compare|find|identify|based on|using|according to|now"
+)
 _ASKS = re.compile(
     r"^\W*(?:please\s+)?(?:what|who|whom|whose|when|where|why|how|which|is|are|does|do|did|can|could|"
-    r"should|would|summari[sz]e|answer|explain|describe|list|write|give|tell|translate|extract|classify|"
-    r"compare|find|identify|based on|using|according to|now)\b",
+    rf"should|would|{_DIRECTIVES})\b",
     re.I,
 )
 # a paragraph that tells the reader how to answer (kept verbatim when it comes right before the question)
 MAX_INSTRUCTION_CHARS = 400
 _INSTRUCTS = re.compile(
-    r"^\W*(?:please\s+)?(?:now|answer|based on|using|according to|only|do not|don't|read|use|given|"
-    r"respond|reply|write|give|summari[sz]e|explain|describe|list|tell|translate|extract|classify|"
-    r"compare|find|identify)\b",
-    re.I,
+    rf"^\W*(?:please\s+)?(?:{_DIRECTIVES}|only|do not|don't|read|use|given|respond|reply)\b", re.I
 )
 
 

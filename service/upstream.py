@@ -107,10 +107,10 @@ class TimedBody(Payload):
 
 class Upstream:
     """An OpenAI-compatible upstream at `base_url` (which ends in ``/v1`` or equivalent), reached
-        through one `aiohttp.ClientSession` made on first use in the serving event loop: a connection pool
-        of `max_connections`, no cookie jar (a cookie set for one client must never reach the upstream
-        with another's request), no redirects followed, answers decompressed (the encoding header is then
-        not passed on). Userinfo in `base_url` (``https://user:pw@host/v1``) becomes HTTP Basic auth, as
+    through one `aiohttp.ClientSession` made on first use in the serving event loop: a connection pool
+    of `max_connections`, no cookie jar (a cookie set for one client must never reach the upstream
+    with another's request), no redirects followed, answers decompressed (the encoding header is then
+    not passed on). Userinfo in `base_url` (``https://user:pw@host/v1``) becomes HTTP Basic auth, as
     in curl and httpx, unless `api_key` is set (the key wins; a warning says the userinfo is unused); it
     is never part of the request URL nor shown (`display_url`)."""
 
