@@ -30,7 +30,7 @@ from .options import CompressOptions, OptionsError
 from .protect import Protected, ensure_text, forced_tokens, literal_ranges, protect, verbatim_tokens
 from .render import SEPARATOR, Rendering
 from .result import CompressionResult, ContextResult, WordDecision
-from .runtime import Runtime, resolve_backend
+from .runtime import Runtime
 from .tokens import DEFAULT_ENCODING, get_encoding, unit_tokens, word_tokens
 from .units import Units, build_units, find_occurrences, strip_keep_markers
 from .windows import cut_windows, end_flags
@@ -84,12 +84,11 @@ class TokenClassifierCompressor:
         cache: SegmentCache | None = None,
         cache_namespace: str | None = None,
     ) -> None:
-        backend = resolve_backend(backend)
-        opened = open_model(model, backend, threads)
+        opened = open_model(model, backend, threads)  # resolves "auto"
         self.info: ModelInfo = opened.info
         self.runtime: Runtime = opened.runtime
         self._loaded = opened.loaded
-        self.backend = backend
+        self.backend = self.runtime.name  # "auto" resolved
         self.rule = detect_word_rule(self.info.tokenizer)
         self.encoding = get_encoding(encoding)
         self.default_options = (options or CompressOptions()).validate()
@@ -99,7 +98,7 @@ class TokenClassifierCompressor:
         self.cache = cache
         self._cache_failed = False
         self._keyspace = (
-            _keyspace(self.info.fingerprint, backend, cache_namespace) if cache is not None else None
+            _keyspace(self.info.fingerprint, self.backend, cache_namespace) if cache is not None else None
         )
         self._cls, self._sep, self._pad = self.info.cls_id, self.info.sep_id, self.info.pad_id
         self._specials = int(self._cls is not None) + int(self._sep is not None)
