@@ -134,6 +134,7 @@ def main() -> None:
     from promptpress.compressor import count_tokens, ensure_tiktoken_offline
     from promptpress.compressor.model import load_token_classifier
     from promptpress.compressor.runtime import resolve_backend
+    from promptpress.compressor.torch_runtime import native_bf16
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -156,14 +157,15 @@ def main() -> None:
     compressors["torch"] = reference
     ctx = reference._prepare([text], reference.default_options)
     windows = [ctx[0].ids[s:e] for s, e in ctx[0].windows]
-    raw_bf16 = compressors.get("bf16") or build(loaded, LEVERS["bf16"], args.threads)
     from llmlingua import PromptCompressor
 
     llmlingua = PromptCompressor(str(checkpoint), use_llmlingua2=True, device_map="cpu")
     paths: dict[str, Callable[[], Any]] = {
-        "raw forward fp32 (our windows)": lambda: reference._compute(windows),
-        "raw forward bf16 (our windows)": lambda: raw_bf16._compute(windows),
+        "raw forward fp32 (our windows)": lambda: reference._compute(windows)
     }
+    if native_bf16() or "bf16" in compressors:  # emulated bf16 (no AVX-512 BF16/AMX) is ~70x slower
+        raw_bf16 = compressors.get("bf16") or build(loaded, LEVERS["bf16"], args.threads)
+        paths["raw forward bf16 (our windows)"] = lambda: raw_bf16._compute(windows)
     for name in levers:
         options = LEVERS[name].options
         paths[name] = lambda c=compressors[name], o=options: c.compress(text, rate=args.rate, **o)

@@ -4,18 +4,26 @@ Training is device-agnostic: `resolve_device` picks CUDA when asked for or avail
 (``"auto"``), else the CPU. `Runtime.autocast` runs the forward passes in bfloat16 under
 `torch.autocast` (matrix products in bf16, the weights and the trained parameters stay fp32, the
 losses are computed in fp32), which CPUs with AVX-512 BF16 or AMX and every recent GPU run about
-twice as fast as fp32; ``"fp32"`` disables it.
+twice as fast as fp32; ``"fp32"`` disables it. ``"auto"`` (`resolve_precision`) picks bf16 where
+it is native (a CUDA device that supports it, a CPU with AVX-512 BF16 or AMX) and fp32 elsewhere:
+on a CPU without those instructions bf16 matrix products are emulated and many times slower than
+fp32 (an AVX2-only CPU ran a 256 x 896 x 4864 product 57x slower), so an explicit ``"bf16"`` there
+warns.
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
+from promptpress.compressor.torch_runtime import native_bf16
+
 PRECISIONS = ("fp32", "bf16")
+PRECISION_CHOICES = ("auto", *PRECISIONS)
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -30,6 +38,30 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def bf16_is_native(device: torch.device) -> bool:
+    """Whether `device` computes bf16 matrix products natively (not emulated)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return device.type == "cpu" and native_bf16()
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``"auto"``: bf16 where `device` runs it natively, else fp32; ``"fp32"``/``"bf16"`` as given
+    (bf16 where it is emulated warns: it is slower than fp32 there)."""
+    if name not in PRECISION_CHOICES:
+        raise ValueError(f"unknown precision {name!r}; use one of {PRECISION_CHOICES}")
+    if name == "auto":
+        return "bf16" if bf16_is_native(device) else "fp32"
+    if name == "bf16" and not bf16_is_native(device):
+        warnings.warn(
+            f"precision bf16 on {device}, which has no native bf16 instructions: bf16 is emulated there "
+            "and many times slower than fp32 (use --precision auto or fp32)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return name
+
+
 @dataclass(frozen=True)
 class Runtime:
     """The device and precision one training run computes in."""
@@ -42,8 +74,9 @@ class Runtime:
             raise ValueError(f"unknown precision {self.precision!r}; use one of {PRECISIONS}")
 
     @classmethod
-    def create(cls, device: str = "auto", precision: str = "fp32") -> Runtime:
-        return cls(resolve_device(device), precision)
+    def create(cls, device: str = "auto", precision: str = "auto") -> Runtime:
+        resolved = resolve_device(device)
+        return cls(resolved, resolve_precision(precision, resolved))
 
     @property
     def compute_dtype(self) -> torch.dtype:

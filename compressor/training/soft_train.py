@@ -63,7 +63,7 @@ class TrainConfig:
     save_every: int = 10
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    precision: str = "auto"  # auto | fp32 | bf16 (autocast); auto: bf16 where native
     teacher_cache: str = "disk"  # disk (OUT/teacher-states) | memory | off
     print_every: int = 1  # without a progress bar: one line per this many steps
 
@@ -183,7 +183,10 @@ class SoftTrainer:
         random.Random(self.config.seed).shuffle(self.order)
         calibration = [seg for item in self.data.take(self.order[:4]) for seg in item.segments]
         scale = self.encoder.calibrate(calibration)
-        log.write({"event": "start", "config": asdict(self.config), "projection_scale": scale})
+        runtime = {"device": str(self.runtime.device), "precision": self.runtime.precision}
+        log.write(
+            {"event": "start", "config": asdict(self.config), "runtime": runtime, "projection_scale": scale}
+        )
         self._evaluate(log)
 
     def _evaluate(self, log: JsonLog) -> dict[str, float]:

@@ -80,9 +80,10 @@ def _runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     p.add_argument(
         "--precision",
-        choices=("fp32", "bf16"),
-        default="bf16",
-        help="bf16: forward passes under bfloat16 autocast (weights and losses stay fp32)",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="bf16: forward passes under bfloat16 autocast (weights and losses stay fp32); auto: bf16 where "
+        "the device runs it natively (CUDA with bf16, a CPU with AVX-512 BF16 or AMX), else fp32",
     )
     p.add_argument(
         "--teacher-cache",

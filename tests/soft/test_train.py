@@ -8,10 +8,11 @@ from soft_helpers import ALICE, make_tiny_decoder
 
 from promptpress.compressor.soft.model import ConceptEncoder, SoftConfig
 from promptpress.compressor.soft.prompt import ChatLayout
+from promptpress.compressor.training import soft_runtime
 from promptpress.compressor.training.qmsum import QAExample, clean_turn, qmsum_examples, read_meeting
 from promptpress.compressor.training.soft_data import TeacherStore, decoder_identity, prepare
 from promptpress.compressor.training.soft_objectives import Reader, distill_loss, teacher_states
-from promptpress.compressor.training.soft_runtime import Runtime, resolve_device
+from promptpress.compressor.training.soft_runtime import Runtime, resolve_device, resolve_precision
 from promptpress.compressor.training.soft_train import SoftTrainer, TrainConfig, train
 from promptpress.service.cli.soft import register
 
@@ -210,6 +211,20 @@ def test_teacher_states_are_computed_once_and_read_back_as_stored(tmp_path, toke
     assert identity != decoder_identity(make_tiny_decoder(tokenizer, seed=1))
 
 
+def test_precision_auto_is_bf16_only_where_it_is_native(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(soft_runtime, "native_bf16", lambda: True)
+    assert resolve_precision("auto", cpu) == "bf16" and Runtime.create("cpu").precision == "bf16"
+    monkeypatch.setattr(soft_runtime, "native_bf16", lambda: False)
+    assert resolve_precision("auto", cpu) == "fp32" and Runtime.create("cpu").precision == "fp32"
+    assert resolve_precision("fp32", cpu) == "fp32"
+    with pytest.warns(RuntimeWarning, match="emulated"):
+        assert resolve_precision("bf16", cpu) == "bf16"  # asked for: honoured, with a warning
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp16", cpu)
+
+
+@pytest.mark.filterwarnings("ignore:precision bf16:RuntimeWarning")
 def test_bf16_autocast_trains_on_cpu(tmp_path, tokenizer):
     config = _config(tmp_path, steps=2, reconstruct_steps=1, batch_size=2, precision="bf16", eval_every=2)
     metrics = train(_encoder(tokenizer), tokenizer, EXAMPLES, EXAMPLES, config, progress=False)
@@ -272,7 +287,7 @@ def test_train_soft_command_is_registered():
     assert args.steps == 3 and args.segment_tokens == 20 and args.grad_accum == 2 and callable(args.handler)
     assert (args.device, args.precision, args.teacher_cache, args.reconstruct_steps) == (
         "auto",
-        "bf16",
+        "auto",
         "disk",
         0,
     )
