@@ -61,7 +61,7 @@ class PromptCompressorRunnable(CompressorFields, RunnableSerializable[PromptInpu
     min_tokens: texts or spans shorter than this (tiktoken tokens) are left as they are.
     variables: with a dict input (prompt variables), the keys whose string values are compressed.
     question_variable: with a dict input, the key holding the question: the compressed variables'
-        paragraphs (or sentence groups) then share the budget by relevance to it. With messages,
+        sentence groups then share the budget by relevance to it. With messages,
         when `markers` spans are used, the unmarked text of the last human message holding markers
         is the question (``question_from_unmarked=False`` turns that off). The question itself is
         never compressed. `embedding_model` (see `CompressorFields`) is the relevance model.

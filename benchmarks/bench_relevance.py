@@ -130,6 +130,11 @@ def main() -> int:
     parser.add_argument("--models", default="package:all-minilm-l6-v2,package:all-mpnet-base-v2")
     parser.add_argument("--budgets", default="0.1,0.2,0.33")
     parser.add_argument("--units", choices=["split", "turns"], default="split")
+    parser.add_argument(
+        "--lexical-weights",
+        default="0.2",
+        help="also rank by cosine + W x BM25 (best unit = 1), as QuestionAwareCompressor scores; and BM25 alone",
+    )
     parser.add_argument("--limit", type=int, default=None, help="the first N meetings only")
     parser.add_argument("--sample", type=int, default=None, help="N meetings evenly spread over the list")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -140,12 +145,14 @@ def main() -> int:
 
     import torch
 
+    from promptpress.compressor.lexical_relevance import bm25_scores
     from promptpress.compressor.query_aware import sentence_embedder
     from promptpress.compressor.training.qmsum import is_held_out
 
     torch.set_num_threads(args.threads)
     budgets = [float(b) for b in args.budgets.split(",")]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    weights = [float(w) for w in args.lexical_weights.split(",") if w.strip() and float(w) > 0]
     paths = sorted(args.qmsum.glob("*.json"))
     if args.meetings == "heldout":
         paths = [p for p in paths if is_held_out(p.stem, 0.1)]
@@ -164,8 +171,13 @@ def main() -> int:
         for i, budget in enumerate(budgets):
             rows[i].append(recall(meeting, order, budget, relevant))
 
+    lexical: dict[tuple[str, str], np.ndarray] = {}  # (meeting, query) -> BM25 scaled to best = 1
     for meeting in meetings:
         for query, relevant in meeting.queries:
+            bm25 = np.asarray(bm25_scores(query, meeting.units))
+            lexical[(meeting.name, query)] = bm25 / (bm25.max() or 1.0)
+            if weights:
+                add("BM25", meeting, [int(k) for k in np.argsort(-bm25, kind="stable")], relevant)
             add("oracle", meeting, oracle_order(meeting, relevant), relevant)
             add("position", meeting, list(range(len(meeting.units))), relevant)
             rows = [[] for _ in budgets]
@@ -188,9 +200,18 @@ def main() -> int:
             vectors = np.asarray(embed(meeting.units))
             seconds += time.perf_counter() - start
             questions = np.asarray(embed([q for q, _ in meeting.queries]))
-            for (_, relevant), q in zip(meeting.queries, questions):
-                order = list(np.argsort(-(vectors @ q), kind="stable"))
+            for (query, relevant), q in zip(meeting.queries, questions):
+                cosines = vectors @ q
+                order = list(np.argsort(-cosines, kind="stable"))
                 add(model, meeting, [int(k) for k in order], relevant)
+                for w in weights:
+                    mixed = cosines + w * lexical[(meeting.name, query)]
+                    add(
+                        f"{model} + {w:g} BM25",
+                        meeting,
+                        [int(k) for k in np.argsort(-mixed, kind="stable")],
+                        relevant,
+                    )
             print(f"{model}: meeting {n}/{len(meetings)}", file=sys.stderr)
         speed[model] = (n_units / seconds, sum(sum(m.tokens) for m in meetings) / seconds)
         done = ", ".join(f"{100 * statistics.fmean(rows):.1f} %" for rows in table[model])
@@ -199,7 +220,8 @@ def main() -> int:
     header = " | ".join(f"{100 * b:g} %" for b in budgets)
     print(f"\n| ranking | {header} |")
     print("|---|" + "---:|" * len(budgets))
-    for method in [*models, "position", "random", "oracle"]:
+    mixed_rows = [f"{m} + {w:g} BM25" for m in models for w in weights]
+    for method in [*models, *mixed_rows, *(["BM25"] if weights else []), "position", "random", "oracle"]:
         cells = " | ".join(f"{100 * statistics.fmean(rows):.1f} %" for rows in table[method])
         print(f"| {method} | {cells} |")
     mean_tokens = sum(sum(m.tokens) for m in meetings) / n_units

@@ -5,8 +5,10 @@ coarse step helps a great deal: score each unit of the input by its relevance to
 let relevant units keep most of their words while off-topic ones keep few. Here relevance is the
 cosine similarity of sentence embeddings (default: the packaged all-MiniLM-L6-v2 through
 sentence-transformers, offline; ``sentence_embedder("package:all-mpnet-base-v2")`` is the bigger
-packaged alternative), and the units are the contexts given, or the paragraphs (blank
-lines) of a single long context. `budget.allocate_budget` splits the call's budget by the scores
+packaged alternative) plus ``lexical_weight`` x the BM25 of the question's words
+(`lexical_relevance`, scaled to 1 for the call's best unit), and the units are groups of sentences
+(at least ~240 characters, never across a paragraph break; ``units="paragraphs"``: the paragraphs,
+the earlier unit). `budget.allocate_budget` splits the call's budget by the scores
 (`split_budget`); the classifier then compresses every unit to its share in one batched call
 (`CompressOptions.context_budgets`).
 
@@ -27,11 +29,12 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from .assets import resolve
 from .budget import allocate_budget, check_split, split_budget
 from .embed_cache import DEFAULT_MAX_BYTES, CachedEmbed
+from .lexical_relevance import bm25_scores
 from .options import CompressOptions, Compressor, OptionsError
 from .quiet import quiet_transformers
 from .render import SEPARATOR
@@ -40,6 +43,8 @@ from .tokens import DEFAULT_ENCODING, count_tokens
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
+    "DEFAULT_LEXICAL_WEIGHT",
+    "UNITS",
     "QuestionAwareCompressor",
     "cosine_scores",
     "load_sentence_model",
@@ -50,7 +55,10 @@ __all__ = [
 ]
 
 DEFAULT_EMBEDDING_MODEL = "package:all-minilm-l6-v2"
+DEFAULT_LEXICAL_WEIGHT = 0.2  # BM25 (best unit = 1) added to the cosines: docs/compression.md
 Embed = Callable[[list[str]], list[list[float]]]  # texts -> vectors (any scale: cosines are taken)
+Units = Literal["sentences", "paragraphs"]
+UNITS: tuple[str, ...] = ("sentences", "paragraphs")
 
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")  # a blank line
 SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")  # the whitespace after a sentence
@@ -141,16 +149,21 @@ def _sentence_groups(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return groups
 
 
-def split_units(text: str, min_units: int = MIN_UNITS) -> tuple[list[str], list[str]]:
-    """The units relevance is scored on: the paragraphs of `text`, or groups of sentences when it has
-    fewer than `min_units` paragraphs (a news article, a review); and the original whitespace before
-    each unit ("" before the first), to put the compressed units back together."""
+def split_units(
+    text: str, min_units: int = MIN_UNITS, units: Units = "sentences"
+) -> tuple[list[str], list[str]]:
+    """The units relevance is scored on, and the original whitespace before each unit ("" before the
+    first), to put the compressed units back together. ``"sentences"``: groups of consecutive
+    sentences of at least `MIN_GROUP_CHARS` characters within each paragraph; ``"paragraphs"``: the
+    paragraphs, or sentence groups when there are fewer than `min_units` (a news article, a review)."""
+    if units not in UNITS:
+        raise OptionsError(f"units must be one of {UNITS}, got {units!r}")
     spans = _tight_spans(text, PARAGRAPH_BREAK)
-    if len(spans) < min_units:
+    if units == "sentences" or len(spans) < min_units:
         spans = [group for a, b in spans for group in _sentence_groups(text, a, b)]
-    units = [text[a:b] for a, b in spans]
+    pieces = [text[a:b] for a, b in spans]
     gaps = [""] + [text[spans[i - 1][1] : spans[i][0]] for i in range(1, len(spans))]
-    return units, gaps
+    return pieces, gaps
 
 
 def _joined(texts: Sequence[str], gaps: Sequence[str]) -> str:
@@ -167,8 +180,9 @@ class QuestionAwareCompressor:
     """`compressor` behind a relevance-weighted budget (see the module docstring).
 
     `embed` maps texts to vectors (default: `sentence_embedder()`, loaded on first use);
-    `temperature` and `min_rate` shape the split (`split_budget`). Budgets are counted in the
-    compressor's own tiktoken encoding when it has one (``compressor.encoding``).
+    `lexical_weight` is the weight of the question's BM25 (0: embeddings only); `units` how a text is
+    cut (`split_units`); `temperature` and `min_rate` shape the split (`split_budget`). Budgets are
+    counted in the compressor's own tiktoken encoding when it has one (``compressor.encoding``).
     """
 
     def __init__(
@@ -178,17 +192,32 @@ class QuestionAwareCompressor:
         *,
         temperature: float = 0.1,
         min_rate: float = 0.1,
+        lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
+        units: Units = "sentences",
         embed_cache_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         check_split(temperature, min_rate)
+        if not (math.isfinite(lexical_weight) and lexical_weight >= 0):
+            raise ValueError(f"lexical_weight must be a finite number >= 0, got {lexical_weight}")
+        if units not in UNITS:
+            raise ValueError(f"units must be one of {UNITS}, got {units!r}")
         self.compressor = compressor
         self.embed: Embed = CachedEmbed(embed or sentence_embedder(), embed_cache_bytes)
         self.temperature = temperature
         self.min_rate = min_rate
+        self.lexical_weight = lexical_weight
+        self.units: Units = units
 
     def scores(self, question: str, texts: Sequence[str]) -> list[float]:
-        """Cosine similarity of each text to the question (embedded apart: no padding to the texts)."""
-        return cosine_scores(self.embed([question])[0], self.embed(list(texts)))
+        """Relevance of each text to the question: the cosine similarity of their embeddings
+        (embedded apart: no padding to the texts), plus `lexical_weight` x the question's BM25 over
+        `texts`, scaled so that the best text scores 1."""
+        cosines = cosine_scores(self.embed([question])[0], self.embed(list(texts)))
+        if not self.lexical_weight:
+            return cosines
+        lexical = bm25_scores(question, texts)
+        top = max(lexical, default=0.0) or 1.0
+        return [c + self.lexical_weight * x / top for c, x in zip(cosines, lexical)]
 
     def compress_for_question(
         self,
@@ -198,8 +227,8 @@ class QuestionAwareCompressor:
         *,
         options: CompressOptions | None = None,
     ) -> CompressionResult:
-        """Compress `context` for `question`: every text is cut into units (`split_units`: paragraphs,
-        or sentence groups), all units share the budget by relevance, and each text is put back
+        """Compress `context` for `question`: every text is cut into units (`split_units`: sentence
+        groups, or paragraphs), all units share the budget by relevance, and each text is put back
         together from its compressed units with its own whitespace.
 
         One text: the result's contexts are its units (with their relevance). A list: one result
@@ -215,7 +244,7 @@ class QuestionAwareCompressor:
         if opts.budget != "global":
             raise OptionsError("question-aware budgets need budget='global' (each context gets its share)")
         texts = [context] if isinstance(context, str) else list(context)
-        split = [split_units(t) for t in texts]
+        split = [split_units(t, units=self.units) for t in texts]
         flat = [unit for units, _ in split for unit in units]
         if len(flat) < 2 or not question.strip():
             return self.compressor.compress(context, opts)

@@ -29,7 +29,7 @@ class ContextResult:
     compressed_tokens: int
     kept: bool = True  # False when the context-level filter dropped the whole context
     probability: float | None = None  # mean keep probability (context-level filter score)
-    relevance: float | None = None  # question-aware: cosine similarity to the question
+    relevance: float | None = None  # question-aware: cosine + weighted BM25 (QuestionAwareCompressor.scores)
 
 
 @dataclass(frozen=True)

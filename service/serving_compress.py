@@ -1,7 +1,7 @@
 """``POST /v1/compress``: promptpress's own compression API, on the loaded compressor.
 
 A text, or a list of contexts compressed together under one budget. With a question, the texts'
-paragraphs (or sentence groups) share the budget by relevance to it (`QuestionAwareCompressor`),
+sentence groups share the budget by relevance to it (`QuestionAwareCompressor`),
 each context reports its relevance, and the question is kept verbatim and appended to ``prompt``. The budget and options are the service's defaults overridden by
 the request (`policy.budget_overrides`: a rate given without a target beats the default target).
 """
