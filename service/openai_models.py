@@ -174,7 +174,8 @@ class ContextOut(BaseModel):
     kept: bool = True
     probability: float | None = None
     relevance: float | None = Field(
-        default=None, description="With a question: relevance to it (the cosine similarity of their embeddings, in [-1, 1], "
+        default=None,
+        description="With a question: relevance to it (the cosine similarity of their embeddings, in [-1, 1], "
         "plus the weighted lexical match: at most 1 + the lexical weight, 0.2 by default).",
     )
 
