@@ -16,14 +16,13 @@ about 3x faster on a CPU with AVX-512 BF16 or AMX, with nearly the same labels
 from __future__ import annotations
 
 import os
-import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..assets import DEFAULT_DECODER
 from ..soft.decoder import load_decoder
-from ..torch_runtime import native_bf16
+from .soft_runtime import resolve_precision
 from .teachers import WordLabels
 from .wordsplit import EncodedWords, top_k_mask
 
@@ -75,14 +74,9 @@ class SurprisalTeacher:
             raise ValueError(f"rate must be in (0, 1), got {rate}")
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
-        if precision == "bf16" and not native_bf16():
-            warnings.warn(
-                "precision bf16 on a CPU without AVX-512 BF16 or AMX: bf16 is emulated there and many "
-                "times slower than fp32",
-                RuntimeWarning,
-                stacklevel=2,
-            )
         import torch
+
+        resolve_precision(precision, torch.device("cpu"))  # warns where bf16 would be emulated
 
         spec = os.fspath(model) if model else DEFAULT_DECODER
         self.model: PreTrainedModel | None

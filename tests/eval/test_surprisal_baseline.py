@@ -129,9 +129,9 @@ def test_the_bf16_teacher_scores_like_fp32_and_says_so_in_its_name(
         spans.append((pos, pos + len(word)))
         pos += len(word) + 1
     fp32 = SurprisalTeacher(tmp_path, precision="fp32")
-    from promptpress.compressor.training import surprisal
+    from promptpress.compressor.training import soft_runtime
 
-    monkeypatch.setattr(surprisal, "native_bf16", lambda: False)  # as on an AVX2-only CPU
+    monkeypatch.setattr(soft_runtime, "native_bf16", lambda: False)  # as on an AVX2-only CPU
     with pytest.warns(RuntimeWarning, match="emulated"):
         bf16 = SurprisalTeacher(tmp_path, precision="bf16")
     a = fp32.span_information(sample, np.array(spans))
