@@ -3,6 +3,7 @@
     python benchmarks/bench_answer_kept.py [--data DIR] [--limit 102] [--rates 0.5,0.33,0.2]
         [--methods truncate,random,surprisal,classifier,classifier:package:all-minilm-l6-v2] [--threads 2]
     python benchmarks/bench_answer_kept.py --suite qmsum_heldout [--qmsum ../shared/data/qmsum-train] ...
+    python benchmarks/bench_answer_kept.py --data runs/squad-dev --exclude runs/squad-1x6 ...   (a dev split)
 
 On `squad_longdoc` (default: the suite `promptpress eval` builds; `--data` takes a directory from
 `promptpress eval build-squad`), every method compresses each context once per rate, question-blind
@@ -41,6 +42,12 @@ def main() -> int:
     parser.add_argument(
         "--qmsum", type=Path, default=Path("../shared/data/qmsum-train"), help="QMSum folder (qmsum_heldout)"
     )
+    parser.add_argument(
+        "--exclude",
+        type=Path,
+        default=None,
+        help="squad_longdoc: drop every context that also occurs in this suite (a dev split beside the test one)",
+    )
     parser.add_argument("--limit", type=int, default=102, help="questions (the first N of the suite)")
     parser.add_argument("--rates", default="0.5,0.33,0.2")
     parser.add_argument(
@@ -74,7 +81,11 @@ def main() -> int:
             for s in heldout_samples(args.qmsum)[: args.limit]
         ]
     else:
-        dataset, samples = DATASET, load_dataset(args.data or ensure_suite(), DATASET, limit=args.limit)
+        dataset, samples = DATASET, load_dataset(args.data or ensure_suite(), DATASET)
+        if args.exclude is not None:
+            seen = {s.context for s in load_dataset(args.exclude, DATASET)}
+            samples = [s for s in samples if s.context not in seen]
+        samples = samples[: args.limit]
     full = {s.id: answer_kept(dataset, s.context, s.answers) or 0.0 for s in samples}
     samples = [s for s in samples if full[s.id] > 0]
     contexts: dict[str, list] = {}

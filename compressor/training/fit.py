@@ -50,6 +50,7 @@ class FitConfig:
     weight_decay: float = 0.01
     eval_every: int = 50
     save_every: int = 25
+    snapshot_every: int = 0  # > 0: also write a loadable model every N steps (snapshots/step-N/)
     max_length: int = 512
     seed: int = 0
 
@@ -58,6 +59,8 @@ class FitConfig:
             raise ValueError(f"method must be 'lora' or 'full', got {self.method!r}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
+        if self.snapshot_every < 0:
+            raise ValueError("snapshot_every must be >= 0 (0: no snapshots)")
 
 
 @dataclass
@@ -272,6 +275,8 @@ def fit(
                 log.info("step %d %s", step, json.dumps(metrics))
             if step % config.save_every == 0 or step == config.steps:
                 _save_checkpoint(ckpt, model, optimizer, scheduler, step)
+            if config.snapshot_every and step % config.snapshot_every == 0 and step < config.steps:
+                _save_snapshot(out / "snapshots" / f"step-{step:05d}", model, tokenizer, config)
             log_file.flush()
     bar.close()
     if not metrics:  # resumed a finished run: nothing trained, measure it again
@@ -356,6 +361,20 @@ def _save_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, ste
         tmp,
     )
     tmp.replace(path)
+
+
+def _save_snapshot(folder: Path, model: Any, tokenizer: Any, config: FitConfig) -> None:
+    """A loadable model of the weights at this step (a copy is merged: training goes on with the
+    adapters). Chooses a checkpoint by downstream scores instead of the last step."""
+    import copy
+
+    snapshot = copy.deepcopy(model)
+    if config.method == "lora":
+        snapshot = snapshot.merge_and_unload()
+    snapshot.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    snapshot.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
 
 
 def _save_final(out: Path, model: Any, tokenizer: Any, config: FitConfig) -> None:

@@ -127,6 +127,12 @@ def _fit(steps: _Steps) -> None:
     p.add_argument("--lr", type=float, default=None, help="default: 5e-4 (lora), 5e-5 (full)")
     p.add_argument("--eval-every", type=int, default=50)
     p.add_argument("--save-every", type=int, default=25)
+    p.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=0,
+        help="also write a loadable model to OUT/snapshots/step-N every N steps (choose the step by downstream scores)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--variation-quantile", type=float, default=0.95, help="LLM labels: VR filter quantile")
     p.add_argument("--max-gap", type=float, default=0.1, help="LLM labels: alignment gap filter")

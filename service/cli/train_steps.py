@@ -191,6 +191,7 @@ def run_fit(args: argparse.Namespace) -> int:
         lr=args.lr if args.lr is not None else (5e-4 if args.method == "lora" else 5e-5),
         eval_every=args.eval_every,
         save_every=args.save_every,
+        snapshot_every=args.snapshot_every,
         seed=args.seed,
     )
     metrics = fit(records, config, resume=args.resume, progress=not args.no_progress)
@@ -338,6 +339,7 @@ def _fit_args(
         lr=args.lr,
         eval_every=max(1, args.steps // 4),
         save_every=25,
+        snapshot_every=0,
         resume=True,
         variation_quantile=0.95,
         max_gap=0.1,

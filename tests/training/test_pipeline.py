@@ -170,3 +170,26 @@ def test_exported_weights_rebuild_the_model_offline(labelled, tiny_encoder, tmp_
 
     with pytest.raises(AssetError, match="sha256"):
         materialize(str(shipped))
+
+
+def test_snapshots_are_loadable_and_leave_training_unchanged(labelled, tiny_encoder, tmp_path):
+    from dataclasses import replace
+
+    from transformers import AutoModelForTokenClassification
+
+    from promptpress.compressor import load_compressor
+
+    plain, snapped = tmp_path / "plain", tmp_path / "snapped"
+    fit(labelled, _config(plain, tiny_encoder, steps=12), progress=False)
+    fit(labelled, replace(_config(snapped, tiny_encoder, steps=12), snapshot_every=4), progress=False)
+    assert sorted(p.name for p in (snapped / "snapshots").iterdir()) == ["step-00004", "step-00008"]
+    final = AutoModelForTokenClassification.from_pretrained(snapped / "final").state_dict()
+    # merging a copy for the snapshot must not touch the adapters training goes on with
+    for name, tensor in AutoModelForTokenClassification.from_pretrained(plain / "final").state_dict().items():
+        torch.testing.assert_close(tensor, final[name], msg=name)
+    early = AutoModelForTokenClassification.from_pretrained(snapped / "snapshots" / "step-00004").state_dict()
+    assert any(not torch.equal(early[name], final[name]) for name in final)
+    text = labelled[-1].window.text
+    assert load_compressor(snapped / "snapshots" / "step-00004").compress(text, rate=0.5).compressed_text
+    with pytest.raises(ValueError, match="snapshot_every"):
+        replace(_config(snapped, tiny_encoder), snapshot_every=-1)
