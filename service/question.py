@@ -13,7 +13,8 @@ The rule, in order:
    ``Question:``-style label, else the last paragraph when it is short, else the last sentence(s)
    ending in ``?``. That tail goes upstream verbatim, with the instructions right before it (the
    paragraphs just above the question that tell the reader how to answer: "Now answer based on the
-   article above. Only give the answer."); the text before them is compressed.
+   article above. Only give the answer."); so do the instructions that open the message ("Read the
+   following article and answer the question."); the text between them is compressed.
 4. Otherwise there is no question and compression is question-blind.
 
 The question text is never compressed. `Question.source` names the rule that applied; the proxy
@@ -65,6 +66,8 @@ class Question:
     offset: int | None = None
     # the tail sent verbatim starts here (<= offset): the question and the instructions right before it
     keep_from: int | None = None
+    # the head sent verbatim ends here (0: none): the instructions that open the text
+    head_end: int = 0
 
 
 def trailing_question(text: str) -> int | None:
@@ -120,6 +123,26 @@ def instructions_start(text: str, offset: int) -> int:
         start = breaks[-1].end()
 
 
+def leading_instructions_end(text: str, limit: int) -> int:
+    """Where the instructions that open `text` end: its first paragraphs while each instructs the
+    reader (the same test as `instructions_start`); 0 when the first does not. Never at or past
+    `limit` (where the verbatim tail starts), and the last paragraph before it is never taken: what
+    lies between is what gets compressed."""
+    end = 0
+    for m in PARAGRAPH_BREAK.finditer(text, 0, limit):
+        paragraph = text[end : m.start()].strip()
+        if (
+            len(paragraph) > MAX_INSTRUCTION_CHARS
+            or len(_sentences(paragraph)) > MAX_TRAILING_SENTENCES
+            or not _INSTRUCTS.match(paragraph)
+        ):
+            break
+        if not text[m.end() : limit].strip():  # nothing would be left to compress
+            break
+        end = m.start()
+    return end
+
+
 def explicit_question(value: str | None) -> Question | None:
     """Rule 1 on the request's resolved setting (`Policy.question`: the body field over the header over
     the service setting): "off" turns question-aware compression off, "auto" (or nothing) leaves the
@@ -153,7 +176,9 @@ def text_question(text: str, slot: int) -> Question:
     offset = trailing_question(text)
     if offset is None or offset == 0 or not text[:offset].strip():
         return Question(None, "none")
-    return Question(text[offset:].strip(), "trailing", slot, offset, instructions_start(text, offset))
+    keep_from = instructions_start(text, offset)
+    head_end = leading_instructions_end(text, keep_from)
+    return Question(text[offset:].strip(), "trailing", slot, offset, keep_from, head_end)
 
 
 def _last_user(messages: Sequence[Any]) -> int | None:
@@ -174,17 +199,20 @@ def _message_text(message: dict[str, Any]) -> str:
     return ""
 
 
-def split_question(slots: list[Slot], question: Question) -> tuple[list[Slot], list[str]]:
-    """The slots to compress (a trailing question, with the instructions right before it, cut off its
-    slot) and what goes back after each compressed text: that tail verbatim, with the whitespace that
-    preceded it."""
-    tails = [""] * len(slots)
+def split_question(slots: list[Slot], question: Question) -> tuple[list[Slot], list[str], list[str]]:
+    """The slots to compress (a trailing question, with the instructions right before it, and the
+    instructions opening the text cut off its slot), and what goes back before and after each
+    compressed text: those pieces verbatim, with the whitespace around them."""
+    heads, tails = [""] * len(slots), [""] * len(slots)
     if question.slot is None or question.offset is None:
-        return slots, tails
+        return slots, heads, tails
     slot = slots[question.slot]
     cut = question.offset if question.keep_from is None else question.keep_from
-    head = slot.text[:cut].rstrip()
-    tails[question.slot] = slot.text[len(head) :]
+    body = slot.text[:cut].rstrip()
+    tails[question.slot] = slot.text[len(body) :]
+    middle = body[question.head_end :]
+    heads[question.slot] = body[: question.head_end] + middle[: len(middle) - len(middle.lstrip())]
+    middle = middle.lstrip()
     slots = list(slots)
-    slots[question.slot] = replace(slot, text=head, tokens=count_tokens(head))
-    return slots, tails
+    slots[question.slot] = replace(slot, text=middle, tokens=count_tokens(middle))
+    return slots, heads, tails

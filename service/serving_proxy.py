@@ -78,13 +78,13 @@ class ProxyServing(ABC, Generic[RequestT]):
         data.pop("promptpress", None)
         slots = await self._find_slots(body, data, policy) if policy.enabled else []
         question = self._question(data, slots, policy)
-        slots, tails = split_question(slots, question)
+        slots, heads, tails = split_question(slots, question)
         texts, report = await state.request_compressor().compress(
             slots, policy, request_id(request), question.text
         )
         report = replace(report, question_source=question.source)
         if texts is not None:
-            self.apply_texts(data, slots, [text + tail for text, tail in zip(texts, tails)])
+            self.apply_texts(data, slots, [h + text + t for h, text, t in zip(heads, texts, tails)])
             changed = True
         content = forwardable(data) if changed else body.content
         return await self._forward(request, upstream, content, parsed.stream is True, report)

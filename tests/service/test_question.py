@@ -54,8 +54,11 @@ def test_instructions_right_before_the_question_are_kept_with_it(article):
     q = text_question(text, 0)
     assert q.text == "Question: Who?\nAnswer:"  # the question alone (what relevance is computed for)
     assert text[q.keep_from :] == closing + "Question: Who?\nAnswer:"  # ... and what goes verbatim
-    slots, tails = split_question([Slot((0,), text, count_tokens(text))], q)
-    assert slots[0].text == text[: text.index("\n\nNow,")] and slots[0].text + tails[0] == text
+    slots, heads, tails = split_question([Slot((0,), text, count_tokens(text))], q)
+    # the opening instruction goes verbatim too; only the article is compressed
+    assert heads[0] == "Read the article and answer the question.\n\n"
+    assert slots[0].text == text[len(heads[0]) : text.index("\n\nNow,")]
+    assert heads[0] + slots[0].text + tails[0] == text
     # no instructions before the question: the verbatim tail is the question
     plain = f"{article}\n\nQuestion: Who?\nAnswer:"
     assert text_question(plain, 0).keep_from == text_question(plain, 0).offset
@@ -75,6 +78,24 @@ def test_what_counts_as_instructions_before_the_question(article):
     # the first paragraph is never taken: something must be left to compress
     only = "Answer from your knowledge.\n\nQuestion: Who?"
     assert instructions_start(only, only.index("Question:")) == only.index("Question:")
+
+
+def test_what_counts_as_opening_instructions(article):
+    def head(opening: str) -> str:
+        text = f"{opening}{article}\n\nQuestion: Who?"
+        return text[: text_question(text, 0).head_end]
+
+    assert head("Read the article.\n\nOnly answer with a name.\n\n") == (
+        "Read the article.\n\nOnly answer with a name."
+    )  # several instruction paragraphs
+    assert head("") == ""  # the article's first paragraph is context, not an instruction
+    assert head("Answer briefly. " + "x" * 400 + "\n\n") == ""  # too long to be an instruction
+    # never the whole text before the question: something must be left to compress
+    text = "Answer briefly.\n\nUse the text.\n\nQuestion: Who?"
+    q = text_question(text, 0)
+    assert q.head_end == 0 or text[q.head_end : q.keep_from].strip()
+    slots, heads, tails = split_question([Slot((0,), text, count_tokens(text))], q)
+    assert slots[0].text.strip() and heads[0] + slots[0].text + tails[0] == text
 
 
 def test_one_message_with_a_trailing_question_paragraph_or_sentence(article):

@@ -44,6 +44,7 @@ def test_the_instructions_right_before_the_question_go_verbatim_with_it(client):
     out = sent["messages"][0]["content"]
     assert headers["x-promptpress-question-source"] == "trailing"
     assert out.endswith(f"\n\n{closing}\n\nQuestion: {QUESTION}\nAnswer:")  # byte-identical
+    assert out.startswith("Read the text and answer the question.\n\nText: ")  # the opening one too
     assert "Duisburg" in out and "Stradivari" not in out and count_tokens(out) < count_tokens(text)
 
 
