@@ -276,7 +276,7 @@ def fit(
             if step % config.save_every == 0 or step == config.steps:
                 _save_checkpoint(ckpt, model, optimizer, scheduler, step)
             if config.snapshot_every and step % config.snapshot_every == 0 and step < config.steps:
-                _save_snapshot(out / "snapshots" / f"step-{step:05d}", model, tokenizer, config)
+                _save_snapshot(out / "snapshots" / f"step-{step:05d}", model, tokenizer, config, step)
             log_file.flush()
     bar.close()
     if not metrics:  # resumed a finished run: nothing trained, measure it again
@@ -363,18 +363,28 @@ def _save_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, ste
     tmp.replace(path)
 
 
-def _save_snapshot(folder: Path, model: Any, tokenizer: Any, config: FitConfig) -> None:
+def _save_snapshot(folder: Path, model: Any, tokenizer: Any, config: FitConfig, step: int) -> None:
     """A loadable model of the weights at this step (a copy is merged: training goes on with the
-    adapters). Chooses a checkpoint by downstream scores instead of the last step."""
+    adapters), to choose the step by downstream scores. For LoRA the folder also holds the adapter
+    and a `fit.json`, so `train export --model FOLDER` ships it."""
     import copy
 
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
     snapshot = copy.deepcopy(model)
     if config.method == "lora":
+        from peft.utils import get_peft_model_state_dict
+
+        adapter = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(snapshot).items()}
+        save_file(adapter, str(folder / "adapter.safetensors"))
         snapshot = snapshot.merge_and_unload()
     snapshot.eval()
-    folder.mkdir(parents=True, exist_ok=True)
     snapshot.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    (folder / "fit.json").write_text(
+        json.dumps({"config": asdict(config), "metrics": {"steps": step}}, indent=2)
+    )
 
 
 def _save_final(out: Path, model: Any, tokenizer: Any, config: FitConfig) -> None:

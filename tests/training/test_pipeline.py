@@ -172,7 +172,7 @@ def test_exported_weights_rebuild_the_model_offline(labelled, tiny_encoder, tmp_
         materialize(str(shipped))
 
 
-def test_snapshots_are_loadable_and_leave_training_unchanged(labelled, tiny_encoder, tmp_path):
+def test_snapshots_are_loadable_and_leave_training_unchanged(labelled, tiny_encoder, tmp_path, monkeypatch):
     from dataclasses import replace
 
     from transformers import AutoModelForTokenClassification
@@ -190,6 +190,15 @@ def test_snapshots_are_loadable_and_leave_training_unchanged(labelled, tiny_enco
     early = AutoModelForTokenClassification.from_pretrained(snapped / "snapshots" / "step-00004").state_dict()
     assert any(not torch.equal(early[name], final[name]) for name in final)
     text = labelled[-1].window.text
-    assert load_compressor(snapped / "snapshots" / "step-00004").compress(text, rate=0.5).compressed_text
+    snapshot = snapped / "snapshots" / "step-00004"
+    ours = load_compressor(snapshot).compress(text, rate=0.5).compressed_text
+    assert ours
+    # a snapshot ships like a finished run
+    from promptpress.compressor.builtin import materialize
+    from promptpress.compressor.training.package import export
+
+    monkeypatch.setenv("PROMPTPRESS_CACHE_DIR", str(tmp_path / "cache"))
+    shipped = materialize(str(export(snapshot, tmp_path / "shipped", "early")))
+    assert load_compressor(shipped).compress(text, rate=0.5).compressed_text == ours
     with pytest.raises(ValueError, match="snapshot_every"):
         replace(_config(snapped, tiny_encoder), snapshot_every=-1)
