@@ -3,10 +3,11 @@
     promptpress eval build-squad --out runs/squad-dev --questions-per-context 6 --contexts-per-article 1 --seed 1
     python benchmarks/tune_question_split.py --data runs/squad-dev --exclude runs/squad-1x6 \
         [--temperatures 0.05,0.1,0.2] [--min-rates 0.1,0.05,0.025] [--rates 0.33,0.2] [--limit 120]
+        [--numbers whole,keep]
 
 `QuestionAwareCompressor` gives unit i ``clip(c * exp((s_i - max s) / temperature), min_rate, 1)`` of
-its tokens (`promptpress.compressor.budget.split_budget`). This tries every (temperature, min_rate)
-pair and prints, per rate, the mean share of the gold answer's words kept (as
+its tokens (`promptpress.compressor.budget.split_budget`). This tries every (temperature, min_rate,
+numbers) triple (`numbers`: the structure policy of numbers, `QuestionAwareCompressor(numbers=)`) and prints, per rate, the mean share of the gold answer's words kept (as
 `bench_answer_kept.py` counts it) and the ratio achieved: a shape that keeps more tokens keeps more
 answers for free, so compare at equal ratios. The suite given by `--data` should not share contexts
 with the one the figures in the docs are measured on: `--exclude` drops every context that also
@@ -33,6 +34,7 @@ def main() -> int:
     parser.add_argument("--rates", default="0.33,0.2")
     parser.add_argument("--temperatures", default="0.05,0.1,0.2")
     parser.add_argument("--min-rates", default="0.1,0.05,0.025")
+    parser.add_argument("--numbers", default="whole", help="policies of numbers to try (whole, keep, ...)")
     parser.add_argument("--model", default=None, help="token classifier (default: the default model)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
@@ -48,7 +50,12 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     rates = [float(r) for r in args.rates.split(",")]
-    shapes = [(float(t), float(m)) for t in args.temperatures.split(",") for m in args.min_rates.split(",")]
+    shapes = [
+        (float(t), float(m), n)
+        for n in args.numbers.split(",")
+        for t in args.temperatures.split(",")
+        for m in args.min_rates.split(",")
+    ]
     samples = load_dataset(args.data, DATASET)
     if args.exclude is not None:
         seen = {s.context for s in load_dataset(args.exclude, DATASET)}
@@ -60,31 +67,31 @@ def main() -> int:
 
     base = load_compressor(args.model, cache=MemoryCache(max_bytes=1 << 30))
     first = QuestionAwareCompressor(base)
-    kept: dict[tuple[float, float, float], list[float]] = {}
-    tokens: dict[tuple[float, float, float], list[tuple[int, int]]] = {}
-    for temperature, min_rate in shapes:
-        qa = QuestionAwareCompressor(base, temperature=temperature, min_rate=min_rate)
+    kept: dict[tuple[float, float, str, float], list[float]] = {}
+    tokens: dict[tuple[float, float, str, float], list[tuple[int, int]]] = {}
+    for temperature, min_rate, numbers in shapes:
+        qa = QuestionAwareCompressor(base, temperature=temperature, min_rate=min_rate, numbers=numbers)  # type: ignore[arg-type]
         qa.embed = first.embed  # one embedding cache for the whole grid
         for rate in rates:
-            key = (temperature, min_rate, rate)
+            key = (temperature, min_rate, numbers, rate)
             for sample in samples:
                 result = qa.compress_for_question(sample.context, sample.input, rate)
                 value = answer_kept(DATASET, result.compressed_text, sample.answers) or 0.0
                 kept.setdefault(key, []).append(value / full[sample.id])
                 tokens.setdefault(key, []).append((result.original_tokens, result.compressed_tokens))
-        print(f"temperature {temperature:g}, min_rate {min_rate:g} done", file=sys.stderr)
+        print(f"temperature {temperature:g}, min_rate {min_rate:g}, numbers {numbers} done", file=sys.stderr)
 
     cells = " | ".join(f"kept @{r:g} | ratio @{r:g}" for r in rates)
-    print(f"\n| temperature | min_rate | {cells} |")
-    print("|---:|---:|" + "---:|---:|" * len(rates))
-    for temperature, min_rate in shapes:
+    print(f"\n| temperature | min_rate | numbers | {cells} |")
+    print("|---:|---:|---|" + "---:|---:|" * len(rates))
+    for temperature, min_rate, numbers in shapes:
         row = []
         for rate in rates:
-            key = (temperature, min_rate, rate)
+            key = (temperature, min_rate, numbers, rate)
             pairs = tokens[key]
             ratio = sum(o for o, _ in pairs) / max(1, sum(c for _, c in pairs))
             row += [f"{100 * statistics.fmean(kept[key]):.1f}%", f"{ratio:.2f}x"]
-        print(f"| {temperature:g} | {min_rate:g} | {' | '.join(row)} |")
+        print(f"| {temperature:g} | {min_rate:g} | {numbers} | {' | '.join(row)} |")
     print(
         f"\n{len(samples)} questions of {args.data}"
         + (f", contexts of {args.exclude} excluded" if args.exclude else "")

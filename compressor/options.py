@@ -47,7 +47,8 @@ class CompressOptions:
     return_words: include per-word probabilities and labels in the result.
     structure: structure-safe compression (`structure`): code, JSON, tables, URLs, e-mail addresses,
         paths, numbers and overlong tokens are found before classification and each kind follows
-        its policy ("keep" verbatim, "compress" as prose, "drop"). () is `structure.DEFAULT_POLICY`;
+        its policy ("keep" verbatim, "compress" as prose, "drop", "whole": one unit kept or dropped
+        whole by its score). () is `structure.DEFAULT_POLICY`;
         per-kind overrides as a mapping or (kind, policy) pairs, e.g. {"code": "compress"}
         (stored as sorted pairs); "off" turns detection off (plain word-by-word compression).
     """
@@ -126,7 +127,7 @@ class CompressOptions:
         ):
             raise OptionsError(
                 f'structure must be "off" or a mapping of kind to policy ({", ".join(KINDS)}: '
-                f"keep, compress or drop), got {value!r}"
+                f"keep, compress, drop or whole), got {value!r}"
             )
         try:
             resolve_policy(dict(value))

@@ -4,10 +4,11 @@ units and results need.
 `protect` runs before tokenisation. Overlong tokens (kind ``long``) whose policy is not
 ``compress`` are replaced by `structure.cut_long` (their two ends around a visible marker), so a
 1 MB "word" is neither tokenised whole nor allowed to eat the budget; their cut text is then kept
-(policy ``keep``) or never kept (``drop``). The other spans follow their kind's policy: ``keep``
+(policy ``keep`` or ``whole``) or never kept (``drop``). The other spans follow their kind's policy: ``keep``
 makes the span a verbatim range (one forced unit, copied whole: indentation and line breaks as
 written; a JSON document minus its long string values, which compress as prose so the document
-stays valid JSON), ``drop`` a banned range, ``compress`` nothing. A ``<keep>`` marker span wins over
+stays valid JSON), ``whole`` a range that is one unit but not forced (kept or dropped whole by its
+score), ``drop`` a banned range, ``compress`` nothing. A ``<keep>`` marker span wins over
 a cut: it stays as written.
 
 `ensure_text` is the other promise: a context with text never compresses to nothing.
@@ -38,6 +39,7 @@ class Protected:
     kinds: tuple[str, ...] = ()  # the kind of each verbatim range
     banned: np.ndarray = field(default_factory=lambda: _EMPTY)  # [d, 2] ranges never kept
     cut: bool = False  # an overlong token was cut: `text` is not the original
+    whole: np.ndarray = field(default_factory=lambda: _EMPTY)  # [w, 2] ranges kept or dropped whole
 
 
 def protect(text: str, keep_spans: list[tuple[int, int]], policy: Mapping[str, Policy] | None) -> Protected:
@@ -58,15 +60,19 @@ def protect(text: str, keep_spans: list[tuple[int, int]], policy: Mapping[str, P
     verbatim: list[tuple[int, int]] = []
     kinds: list[str] = []
     banned: list[tuple[int, int]] = []
+    whole: list[tuple[int, int]] = []
     for span in spans:
         action = policy[span.kind]
         if action == "drop":
             banned.append((span.start, span.end))
-        elif action == "keep":
+        elif action in ("keep", "whole"):
             ranges = _json_ranges(text, span) if span.kind == "json" else [(span.start, span.end)]
+            if action == "whole":
+                whole.extend(ranges)
+                continue
             verbatim.extend(ranges)
             kinds.extend([span.kind] * len(ranges))
-    return Protected(text, keep_spans, _array(verbatim), tuple(kinds), _array(banned), cut)
+    return Protected(text, keep_spans, _array(verbatim), tuple(kinds), _array(banned), cut, _array(whole))
 
 
 def literal_ranges(

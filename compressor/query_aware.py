@@ -10,7 +10,9 @@ packaged alternative) plus ``lexical_weight`` x the BM25 of the question's words
 (at least ~240 characters, never across a paragraph break; ``units="paragraphs"``: the paragraphs,
 the earlier unit). `budget.allocate_budget` splits the call's budget by the scores
 (`split_budget`); the classifier then compresses every unit to its share in one batched call
-(`CompressOptions.context_budgets`).
+(`CompressOptions.context_budgets`). Numbers are kept or dropped whole by their score (structure
+policy ``whole``) instead of always kept, unless the options name a policy for them: a number in
+an off-topic unit is no longer paid for by the relevant ones (``numbers="keep"``: always kept).
 
     from promptpress.compressor import load_compressor
     from promptpress.compressor.query_aware import QuestionAwareCompressor
@@ -35,10 +37,11 @@ from .assets import resolve
 from .budget import allocate_budget, check_split, split_budget
 from .embed_cache import DEFAULT_MAX_BYTES, CachedEmbed
 from .lexical_relevance import bm25_scores
-from .options import CompressOptions, Compressor, OptionsError
+from .options import CompressOptions, Compressor, OptionsError, StructureSetting
 from .quiet import quiet_transformers
 from .render import SEPARATOR
 from .result import CompressionResult, ContextResult
+from .structure import POLICIES, Policy
 from .tokens import DEFAULT_ENCODING, count_tokens
 
 __all__ = [
@@ -181,7 +184,9 @@ class QuestionAwareCompressor:
 
     `embed` maps texts to vectors (default: `sentence_embedder()`, loaded on first use);
     `lexical_weight` is the weight of the question's BM25 (0: embeddings only); `units` how a text is
-    cut (`split_units`); `temperature` and `min_rate` shape the split (`split_budget`). Budgets are
+    cut (`split_units`); `temperature` and `min_rate` shape the split (`split_budget`); `numbers` is
+    the structure policy of numbers when the call's options name none (``"whole"``: kept or dropped
+    whole by their score; ``"keep"``: always kept, as question-blind compression does). Budgets are
     counted in the compressor's own tiktoken encoding when it has one (``compressor.encoding``).
     """
 
@@ -194,6 +199,7 @@ class QuestionAwareCompressor:
         min_rate: float = 0.1,
         lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
         units: Units = "sentences",
+        numbers: Policy = "whole",
         embed_cache_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         check_split(temperature, min_rate)
@@ -201,12 +207,15 @@ class QuestionAwareCompressor:
             raise ValueError(f"lexical_weight must be a finite number >= 0, got {lexical_weight}")
         if units not in UNITS:
             raise ValueError(f"units must be one of {UNITS}, got {units!r}")
+        if numbers not in POLICIES:
+            raise ValueError(f"numbers must be one of {POLICIES}, got {numbers!r}")
         self.compressor = compressor
         self.embed: Embed = CachedEmbed(embed or sentence_embedder(), embed_cache_bytes)
         self.temperature = temperature
         self.min_rate = min_rate
         self.lexical_weight = lexical_weight
         self.units: Units = units
+        self.numbers: Policy = numbers
 
     def scores(self, question: str, texts: Sequence[str]) -> list[float]:
         """Relevance of each text to the question: the cosine similarity of their embeddings
@@ -311,11 +320,21 @@ class QuestionAwareCompressor:
         """`texts` in one call, each compressed to its share of the budget by `relevance` (one score
         per text, e.g. `scores`); `options` needs ``budget="global"``."""
         per_context, total = self._split(texts, relevance, options)
-        # shares of one budget: units whose numbers and other verbatim spans overrun their share
-        # take the excess from the others
+        # shares of one budget: units whose verbatim spans (code, URLs...) overrun their share take
+        # the excess from the others
         return self.compressor.compress(
-            list(texts), options.with_overrides(target_tokens=max(1, total), context_budgets=per_context)
+            list(texts),
+            options.with_overrides(
+                target_tokens=max(1, total), context_budgets=per_context, structure=self._structure(options)
+            ),
         )
+
+    def _structure(self, options: CompressOptions) -> StructureSetting:
+        """The call's structure setting with `numbers` as the numbers' policy unless it names one."""
+        setting = options.structure
+        if setting == "off" or any(kind == "number" for kind, _ in setting):
+            return setting
+        return (*setting, ("number", self.numbers))
 
     def _count(self, text: str) -> int:
         encoding = getattr(self.compressor, "encoding", None)

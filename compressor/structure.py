@@ -3,13 +3,16 @@ numbers and overlong tokens, so that compression can keep them verbatim instead 
 words one by one.
 
 `find_spans(text)` returns non-overlapping `Span`s (start, end, kind) in text order; what is not in a
-span is prose. Each kind has a policy (`keep`: verbatim; `compress`: as prose; `drop`: removed) and
+span is prose. Each kind has a policy (`keep`: verbatim; `compress`: as prose; `drop`: removed; `whole`: below) and
 `DEFAULT_POLICY` is what users expect: code, JSON structure, tables, URLs, addresses, paths and
 numbers kept. A JSON document keeps its keys and punctuation and lets long string values be
 compressed (`Span.inner`: the ranges inside the span that may still be compressed), so it stays
 valid JSON. A token longer than `LONG_TOKEN_CHARS` characters (a base64 blob, a minified line) is
 its own kind, `long`, whatever else it looks like: by default it is cut to its ends around a
-visible marker (`cut_long`), so it neither vanishes nor eats the budget.
+visible marker (`cut_long`), so it neither vanishes nor eats the budget. A fourth policy, `whole`,
+makes a span one unit that is kept or dropped whole by its score, like a word, instead of always kept:
+never mangled, but not paid for where the budget has no room (question-aware compression uses it for
+numbers: those of irrelevant passages no longer crowd out the relevant passage).
 
 Only the standard library: regular expressions and `json`'s decoder; linear in the text's length.
 """
@@ -22,9 +25,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-Policy = Literal["keep", "compress", "drop"]
+Policy = Literal["keep", "compress", "drop", "whole"]
 KINDS = ("code", "json", "table", "url", "email", "path", "number", "long")
-POLICIES: tuple[Policy, ...] = ("keep", "compress", "drop")
+POLICIES: tuple[Policy, ...] = ("keep", "compress", "drop", "whole")
 DEFAULT_POLICY: Mapping[str, Policy] = {
     "code": "keep",
     "json": "keep",

@@ -195,6 +195,7 @@ class TokenClassifierCompressor:
                     count=self._unit_tokens[opts.budget],
                     verbatim=ctx.protected.verbatim,
                     banned=ctx.protected.banned,
+                    whole=ctx.protected.whole,
                 )
             )
         return units

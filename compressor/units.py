@@ -155,22 +155,26 @@ def build_units(
     count: Callable[[str, np.ndarray], np.ndarray],
     verbatim: np.ndarray | None = None,
     banned: np.ndarray | None = None,
+    whole: np.ndarray | None = None,
 ) -> Units:
     """Group tokens into units and attach probabilities, forcing and token counts.
 
     `starts` is the tokenizer's own "token starts a word" flags (`words.WordRule.starts`); force-token
-    occurrences, keep spans and the structure ranges (`verbatim`: kept, `banned`: dropped; [m, 2]
-    sorted, non-overlapping) add boundaries around themselves and never get split.
+    occurrences, keep spans and the structure ranges (`verbatim`: kept, `banned`: dropped, `whole`:
+    one unit kept or dropped by its score; [m, 2] sorted, non-overlapping) add boundaries around
+    themselves and never get split.
     """
-    verbatim = _ranges(verbatim)
+    verbatim, whole = _ranges(verbatim), _ranges(whole)
     force_occ, force_ids, banned_ranges = _drop_wins(force, _ranges(keep_spans), _ranges(banned))
     kept = merge_spans(np.concatenate([force_occ, _ranges(keep_spans), verbatim]))
-    protected = merge_spans(np.concatenate([kept, banned_ranges]))
+    protected = merge_spans(np.concatenate([kept, banned_ranges, whole]))
     starts = _protected_starts(starts, offsets, protected)
     spans, probs, window = _words(starts, offsets, token_probs, token_window, token_to_word)
     n = len(spans)
     if len(verbatim):
         spans = stretch(spans, kept[overlapping(kept, verbatim) >= 0])
+    if len(whole):
+        spans = stretch(spans, whole)
     forced = overlapping(spans, kept) >= 0
     force_id = _force_ids(spans, force_occ, force_ids)
 

@@ -56,7 +56,7 @@ class PromptpressOptions(BaseModel):
     structure: StrictStr | dict[StrictStr, StrictStr] | None = Field(
         default=None,
         description='Structure-safe compression: per-kind policies, e.g. {"code": "compress", "url": "drop"} '
-        '(kinds: code, json, table, url, email, path, number, long; keep|compress|drop), or "off".',
+        '(kinds: code, json, table, url, email, path, number, long; keep|compress|drop|whole), or "off".',
     )
     question: StrictStr | None = Field(
         default=None,

@@ -117,6 +117,7 @@ def _add_structure_flags(parser: argparse.ArgumentParser) -> None:
         ("--keep", "keep", "keep these kinds verbatim"),
         ("--compress", "compress", "compress these kinds word by word, as prose"),
         ("--drop", "drop", "remove these kinds from the output"),
+        ("--whole", "whole", "keep or drop each span of these kinds whole, by its score like a word"),
     ):
         structure.add_argument(
             flag,
@@ -144,11 +145,11 @@ def kinds(value: str) -> list[str]:
 
 
 def _structure(args: argparse.Namespace) -> tuple[tuple[str, str], ...] | Literal["off"]:
-    """The `structure` option from --keep/--compress/--drop/--no-structure."""
+    """The `structure` option from --keep/--compress/--drop/--whole/--no-structure."""
     if args.no_structure:
         return "off"
     policy: dict[str, str] = {}
-    for name in ("keep", "compress", "drop"):
+    for name in ("keep", "compress", "drop", "whole"):
         for kind in getattr(args, f"structure_{name}"):
             if policy.get(kind, name) != name:
                 raise CLIError(f"kind {kind!r} given to --{policy[kind]} and --{name}")

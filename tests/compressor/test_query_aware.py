@@ -125,9 +125,10 @@ def test_one_question_aware_compressor_per_compressor_and_relevance_model(classi
     assert best.index == 2 and "Stradivari" in by_mpnet.compressed_text
 
 
-def test_numbers_in_off_topic_units_come_out_of_the_others_share(classifier) -> None:  # type: ignore[no-untyped-def]
-    """Numbers are kept verbatim; when an off-topic unit is full of them its share overruns, and the
-    excess comes out of the other units: the call still meets its rate."""
+def test_numbers_of_off_topic_units_are_whole_but_not_forced(classifier) -> None:  # type: ignore[no-untyped-def]
+    """By default numbers are kept or dropped whole by their score: an off-topic unit full of them
+    does not take the relevant unit's budget. With ``numbers="keep"`` they are always kept, the
+    unit overruns its share and the excess comes out of the others: the call still meets its rate."""
     figures = " ".join(f"In {1900 + i} the port handled {3 * i + 1}.{i} million tonnes." for i in range(12))
     violin = " ".join([DOCS[2], DOCS[2].replace("Cremona", "Mantua"), DOCS[2].replace("four", "five")])
     docs = [figures, DOCS[1], violin]
@@ -135,13 +136,31 @@ def test_numbers_in_off_topic_units_come_out_of_the_others_share(classifier) -> 
     def embed(texts: list[str]) -> list[list[float]]:
         return [[1.0, 0.0] if ("violin" in t or t.startswith("Q:")) else [0.0, 1.0] for t in texts]
 
-    qa = QuestionAwareCompressor(classifier, embed)
     total = sum(count_tokens(d) for d in docs)
-    result = qa.compress_for_question(docs, "Q: which instrument?", 0.4)
-    assert "1911" in result.contexts[0].text  # the numbers of the off-topic text stay
-    assert result.compressed_tokens <= 0.4 * total * 1.05
-    # without sharing, each unit meets only its own share: the numbers overrun the call's budget
-    budget = qa.budgets(docs, qa.scores("Q: which instrument?", docs), CompressOptions(rate=0.4))
+    whole = QuestionAwareCompressor(classifier, embed).compress_for_question(
+        docs, "Q: which instrument?", 0.4
+    )
+    kept = QuestionAwareCompressor(classifier, embed, numbers="keep")
+    forced = kept.compress_for_question(docs, "Q: which instrument?", 0.4)
+    for result in (whole, forced):
+        assert result.compressed_tokens <= 0.4 * total * 1.05
+    assert "1911" in forced.contexts[0].text  # kept: the numbers of the off-topic text stay ...
+    assert (
+        forced.contexts[2].compressed_tokens < whole.contexts[2].compressed_tokens
+    )  # ... at the violin's cost
+    assert whole.contexts[0].compressed_tokens < forced.contexts[0].compressed_tokens
+    words = whole.contexts[0].text.split()
+    for i in range(12):  # whole or not at all, never cut
+        assert f"{3 * i + 1}.{i}" in words or f"{3 * i + 1}" not in words
+    # the call's options win: a policy named for numbers is used as given
+    named = QuestionAwareCompressor(classifier, embed).compress_for_question(
+        docs, "Q: which instrument?", 0.4, options=CompressOptions(structure={"number": "keep"})
+    )
+    assert named.compressed_text == forced.compressed_text
+    # without sharing, each unit meets only its own share: forced numbers overrun the call's budget
+    budget = kept.budgets(docs, kept.scores("Q: which instrument?", docs), CompressOptions(rate=0.4))
     apart = classifier.compress(docs, CompressOptions(context_budgets=budget))
     assert apart.compressed_tokens > 0.4 * total * 1.1
-    assert result.contexts[2].compressed_tokens < apart.contexts[2].compressed_tokens
+    assert forced.contexts[2].compressed_tokens < apart.contexts[2].compressed_tokens
+    with pytest.raises(ValueError, match="numbers"):
+        QuestionAwareCompressor(classifier, embed, numbers="verbatim")  # type: ignore[arg-type]

@@ -81,6 +81,24 @@ def test_policies_compress_and_drop(tiny, prose):
     assert prose[:200] in everything_else.compressed_text
 
 
+def test_policy_whole_keeps_or_drops_each_span_whole_by_its_score(tiny, prose):
+    figures = "1,234,567", "3.5%", "$4.2", "2010"
+    text = f"{prose[:1500]} In 2010 it had 1,234,567 people, 3.5% more, and $4.2 million. {prose[1500:2500]}"
+    for rate in (0.2, 0.5, 0.8):
+        result = tiny.compress(text, rate=rate, structure={"number": "whole"}, return_words=True)
+        numbers = [w for w in result.words if any(c.isdigit() for c in w.text)]
+        assert {w.text for w in numbers} >= set(figures)  # one unit each, never split
+        assert not any(w.forced for w in numbers)  # ... scored like words, not forced
+        out = result.compressed_text
+        for w in numbers:  # and rendered whole or not at all
+            assert w.keep == (w.text in out) or any(w.text in x.text for x in numbers if x is not w and x.keep)
+        kept_numbers = sum(w.keep for w in numbers)
+        if rate == 0.2:
+            assert kept_numbers < len(numbers)  # not all paid for: the budget decides
+    forced = tiny.compress(text, rate=0.2, return_words=True)  # the default: numbers always kept
+    assert all(w.forced and w.keep for w in forced.words if any(c.isdigit() for c in w.text))
+
+
 def test_overrides_are_normalised_and_validated():
     opts = CompressOptions(structure={"url": "drop", "code": "compress"}).validate()
     assert opts.structure == (("code", "compress"), ("url", "drop"))
@@ -88,6 +106,7 @@ def test_overrides_are_normalised_and_validated():
     assert opts.structure_policy()["table"] == "keep"  # the default for kinds not named
     assert CompressOptions().with_overrides(structure=[["json", "drop"]]).structure == (("json", "drop"),)
     assert CompressOptions(structure="off").validate().structure_policy() is None
+    assert CompressOptions(structure={"number": "whole"}).validate().structure_policy()["number"] == "whole"
     for bad in ({"cod": "keep"}, {"code": "verbatim"}, 5, "no"):
         with pytest.raises(OptionsError, match="structure"):
             CompressOptions().with_overrides(structure=bad)
@@ -199,6 +218,8 @@ def test_cli_structure_flags_and_over_budget_stats(tiny_checkpoint, prose, tmp_p
     assert main(["compress", str(code_only), "--rate", "0.2", *model]) == 0
     err = capsys.readouterr().err
     assert "over budget, kept verbatim: " in err and "code" in err and len(err.strip().splitlines()) == 1
+    assert main(["compress", str(path), "--rate", "0.33", "--whole", "code", *model]) == 0
+    assert "over budget" not in capsys.readouterr().err  # scored, not forced: never over budget
     assert main(["compress", str(path), "--keep", "code", "--drop", "code", *model]) == 2
     with pytest.raises(SystemExit):
         main(["compress", str(path), "--keep", "cod"])
