@@ -37,6 +37,11 @@ def main() -> int:
     parser.add_argument("--numbers", default="whole", help="policies of numbers to try (whole, keep, ...)")
     parser.add_argument("--model", default=None, help="token classifier (default: the default model)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        help="classifier back end (torch: fp32, as bench_answer_kept.py; auto, bf16...)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -65,7 +70,7 @@ def main() -> int:
     samples = [s for s in samples if full[s.id] > 0]
     print(f"{len(samples)} questions on {len({s.context for s in samples})} contexts", file=sys.stderr)
 
-    base = load_compressor(args.model, cache=MemoryCache(max_bytes=1 << 30))
+    base = load_compressor(args.model, backend=args.backend, cache=MemoryCache(max_bytes=1 << 30))
     first = QuestionAwareCompressor(base)
     kept: dict[tuple[float, float, str, float], list[float]] = {}
     tokens: dict[tuple[float, float, str, float], list[tuple[int, int]]] = {}
