@@ -41,7 +41,16 @@ def _encoder(tokenizer):
 
 
 def _config(tmp_path, **overrides):
-    settings = dict(out_dir=str(tmp_path), device="cpu", eval_examples=2, eval_segments=8, warmup_steps=1)
+    # fp32: `auto` is bf16 on CPUs with native bf16, where a padded row rounds differently from the
+    # same row alone, and these tests check the arithmetic of training, not bf16's rounding
+    settings = dict(
+        out_dir=str(tmp_path),
+        device="cpu",
+        precision="fp32",
+        eval_examples=2,
+        eval_segments=8,
+        warmup_steps=1,
+    )
     return TrainConfig(**{**settings, **overrides})
 
 
