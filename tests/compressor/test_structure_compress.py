@@ -91,7 +91,9 @@ def test_policy_whole_keeps_or_drops_each_span_whole_by_its_score(tiny, prose):
         assert not any(w.forced for w in numbers)  # ... scored like words, not forced
         out = result.compressed_text
         for w in numbers:  # and rendered whole or not at all
-            assert w.keep == (w.text in out) or any(w.text in x.text for x in numbers if x is not w and x.keep)
+            assert w.keep == (w.text in out) or any(
+                w.text in x.text for x in numbers if x is not w and x.keep
+            )
         kept_numbers = sum(w.keep for w in numbers)
         if rate == 0.2:
             assert kept_numbers < len(numbers)  # not all paid for: the budget decides
