@@ -369,34 +369,29 @@ def _save_snapshot(folder: Path, model: Any, tokenizer: Any, config: FitConfig, 
     and a `fit.json`, so `train export --model FOLDER` ships it."""
     import copy
 
-    from safetensors.torch import save_file
-
     folder.mkdir(parents=True, exist_ok=True)
-    snapshot = copy.deepcopy(model)
-    if config.method == "lora":
-        from peft.utils import get_peft_model_state_dict
-
-        adapter = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(snapshot).items()}
-        save_file(adapter, str(folder / "adapter.safetensors"))
-        snapshot = snapshot.merge_and_unload()
-    snapshot.eval()
-    snapshot.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    _save_merged(copy.deepcopy(model), tokenizer, config, adapter_dir=folder, model_dir=folder)
     (folder / "fit.json").write_text(
         json.dumps({"config": asdict(config), "metrics": {"steps": step}}, indent=2)
     )
 
 
 def _save_final(out: Path, model: Any, tokenizer: Any, config: FitConfig) -> None:
+    _save_merged(model, tokenizer, config, adapter_dir=out, model_dir=out / "final")
+
+
+def _save_merged(
+    model: Any, tokenizer: Any, config: FitConfig, *, adapter_dir: Path, model_dir: Path
+) -> None:
+    """For LoRA, `adapter_dir/adapter.safetensors` (what `train export` ships), then `model` merged
+    (in place: pass a copy to keep training) and saved with its tokenizer in `model_dir`."""
     if config.method == "lora":
         from peft.utils import get_peft_model_state_dict
         from safetensors.torch import save_file
 
         adapter = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(model).items()}
-        save_file(adapter, str(out / "adapter.safetensors"))
-        merged = model.merge_and_unload()
-    else:
-        merged = model
-    merged.eval()
-    merged.save_pretrained(out / "final")
-    tokenizer.save_pretrained(out / "final")
+        save_file(adapter, str(adapter_dir / "adapter.safetensors"))
+        model = model.merge_and_unload()
+    model.eval()
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
