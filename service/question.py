@@ -101,6 +101,16 @@ def _sentences(text: str) -> list[str]:
     return [s for s in SENTENCE_END.split(text.strip()) if s]
 
 
+def _instructs(paragraph: str) -> bool:
+    """Whether a paragraph instructs the reader: at most `MAX_INSTRUCTION_CHARS` characters and
+    `MAX_TRAILING_SENTENCES` sentences, starting with an instruction word."""
+    return (
+        len(paragraph) <= MAX_INSTRUCTION_CHARS
+        and len(_sentences(paragraph)) <= MAX_TRAILING_SENTENCES
+        and _INSTRUCTS.match(paragraph) is not None
+    )
+
+
 def instructions_start(text: str, offset: int) -> int:
     """Where the instructions directly before the question at `offset` start: the paragraphs right
     above it that instruct the reader (each at most `MAX_INSTRUCTION_CHARS` characters and
@@ -114,11 +124,7 @@ def instructions_start(text: str, offset: int) -> int:
         if not breaks:
             return start
         paragraph = head[breaks[-1].end() :]
-        if (
-            len(paragraph) > MAX_INSTRUCTION_CHARS
-            or len(_sentences(paragraph)) > MAX_TRAILING_SENTENCES
-            or not _INSTRUCTS.match(paragraph)
-        ):
+        if not _instructs(paragraph):
             return start
         start = breaks[-1].end()
 
@@ -131,11 +137,7 @@ def leading_instructions_end(text: str, limit: int) -> int:
     end = 0
     for m in PARAGRAPH_BREAK.finditer(text, 0, limit):
         paragraph = text[end : m.start()].strip()
-        if (
-            len(paragraph) > MAX_INSTRUCTION_CHARS
-            or len(_sentences(paragraph)) > MAX_TRAILING_SENTENCES
-            or not _INSTRUCTS.match(paragraph)
-        ):
+        if not _instructs(paragraph):
             break
         if not text[m.end() : limit].strip():  # nothing would be left to compress
             break
