@@ -64,9 +64,9 @@ def main() -> int:
     args = parser.parse_args()
 
     import torch
+    from squad_suite import answerable, by_context, load_suite
 
     from promptpress.compressor.training.answers import content_words
-    from promptpress.eval.longbench import load_dataset
     from promptpress.eval.methods import QuestionAware, parse_methods
     from promptpress.eval.metrics import answer_kept
     from promptpress.eval.qmsum_qa import HELDOUT_DATASET, heldout_samples
@@ -81,16 +81,9 @@ def main() -> int:
             for s in heldout_samples(args.qmsum)[: args.limit]
         ]
     else:
-        dataset, samples = DATASET, load_dataset(args.data or ensure_suite(), DATASET)
-        if args.exclude is not None:
-            seen = {s.context for s in load_dataset(args.exclude, DATASET)}
-            samples = [s for s in samples if s.context not in seen]
-        samples = samples[: args.limit]
-    full = {s.id: answer_kept(dataset, s.context, s.answers) or 0.0 for s in samples}
-    samples = [s for s in samples if full[s.id] > 0]
-    contexts: dict[str, list] = {}
-    for sample in samples:
-        contexts.setdefault(sample.context, []).append(sample)
+        dataset, samples = DATASET, load_suite(args.data or ensure_suite(), args.exclude, args.limit)
+    samples, full = answerable(dataset, samples)
+    contexts = by_context(samples)
     backends = [b.strip() for b in args.backend.split(",") if b.strip()]
     methods = []
     for backend in backends:

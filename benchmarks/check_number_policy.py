@@ -32,23 +32,15 @@ def main() -> int:
     args = parser.parse_args()
 
     import torch
+    from squad_suite import answerable, by_context, load_suite
 
     from promptpress.compressor import load_compressor
-    from promptpress.eval.longbench import load_dataset
     from promptpress.eval.metrics import answer_kept
     from promptpress.eval.squad_longdoc import DATASET
 
     torch.set_num_threads(args.threads)
-    samples = load_dataset(args.data, DATASET)
-    if args.exclude is not None:
-        seen = {s.context for s in load_dataset(args.exclude, DATASET)}
-        samples = [s for s in samples if s.context not in seen]
-    samples = samples[: args.limit]
-    full = {s.id: answer_kept(DATASET, s.context, s.answers) or 0.0 for s in samples}
-    samples = [s for s in samples if full[s.id] > 0]
-    contexts: dict[str, list] = {}
-    for sample in samples:
-        contexts.setdefault(sample.context, []).append(sample)
+    samples, full = answerable(DATASET, load_suite(args.data, args.exclude, args.limit))
+    contexts = by_context(samples)
     print(f"{len(samples)} questions on {len(contexts)} contexts", file=sys.stderr)
     compressor = load_compressor(args.model, backend="torch")
     rates = [float(r) for r in args.rates.split(",")]

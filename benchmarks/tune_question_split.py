@@ -45,11 +45,11 @@ def main() -> int:
     args = parser.parse_args()
 
     import torch
+    from squad_suite import answerable, load_suite
 
     from promptpress.cache.memory import MemoryCache
     from promptpress.compressor import load_compressor
     from promptpress.compressor.query_aware import QuestionAwareCompressor
-    from promptpress.eval.longbench import load_dataset
     from promptpress.eval.metrics import answer_kept
     from promptpress.eval.squad_longdoc import DATASET
 
@@ -61,13 +61,7 @@ def main() -> int:
         for t in args.temperatures.split(",")
         for m in args.min_rates.split(",")
     ]
-    samples = load_dataset(args.data, DATASET)
-    if args.exclude is not None:
-        seen = {s.context for s in load_dataset(args.exclude, DATASET)}
-        samples = [s for s in samples if s.context not in seen]
-    samples = samples[: args.limit]
-    full = {s.id: answer_kept(DATASET, s.context, s.answers) or 0.0 for s in samples}
-    samples = [s for s in samples if full[s.id] > 0]
+    samples, full = answerable(DATASET, load_suite(args.data, args.exclude, args.limit))
     print(f"{len(samples)} questions on {len({s.context for s in samples})} contexts", file=sys.stderr)
 
     base = load_compressor(args.model, backend=args.backend, cache=MemoryCache(max_bytes=1 << 30))
