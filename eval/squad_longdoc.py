@@ -1,8 +1,8 @@
 """A long-document QA suite from the SQuAD v1.1 dev set, in LongBench's schema (`squad_longdoc`).
 
-Source: `bigbench/benchmark_tasks/squad_shifts/squaddev_v1.1.json` inside the `bigbench==1.0.0`
-sdist on PyPI (48 Wikipedia articles, 10,570 questions; CC BY-SA 4.0). The file carries the BIG-bench
-canary: evaluation only, never training, and the built suite is never committed to a repository.
+Source: the SQuAD v1.1 dev set (48 Wikipedia articles, 10,570 questions; CC BY-SA 4.0), from SQuAD's
+site or the `bigbench==1.0.0` sdist (`squad_source`). Evaluation only, never training (the bigbench
+copy carries the BIG-bench canary), and the built suite is never committed to a repository.
 
 Each article's paragraphs are cut, in order, into windows of consecutive paragraphs whose length is
 drawn (seeded) between `min_tokens` and `max_tokens` tiktoken tokens; a window is one context, and up
@@ -13,128 +13,20 @@ one after another, so a reader's prompt cache can reuse the context between them
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
-import ssl
-import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from promptpress.compressor.assets import cache_dir
 from promptpress.compressor.tokens import count_tokens
 
 from .longbench import Sample
+from .squad_source import SourceError, check_file, default_cache, squad_json, validate
 
 DATASET = "squad_longdoc"
-SDIST_NAME = "bigbench-1.0.0.tar.gz"
-SDIST_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
-MEMBER_SUFFIX = "bigbench/benchmark_tasks/squad_shifts/squaddev_v1.1.json"
-JSON_NAME = "squaddev_v1.1.json"
-JSON_SHA256 = "45089eff3cf52004b1dca6814cde5c57082fdb09872f18c79a5d944d45be523a"
-DEFAULT_INDEX = "https://pypi.org/simple"
-
-
-class SourceError(RuntimeError):
-    """The SQuAD source file could not be obtained or does not match its checksum."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def default_cache() -> Path:
-
-    return cache_dir() / "eval"
-
-
-def download_sdist(directory: Path, index_url: str | None = None) -> Path:
-    """Download the bigbench 1.0.0 sdist from a PEP 691 package index and check its sha256.
-
-    (`pip download --no-binary :all: bigbench==1.0.0` cannot be used: pip builds the sdist's metadata,
-    which declares a direct-URL dependency that PyPI distributions may not have, and gives up.)
-    """
-    import httpx
-
-    index = (index_url or os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX).rstrip("/")
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / SDIST_NAME
-    # the system's trust store (and SSL_CERT_FILE / PIP_CERT), as pip uses, not only certifi's bundle:
-    # package-index proxies with their own CA work as they do for pip
-    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=os.environ.get("PIP_CERT") or None)
-    try:
-        listing = httpx.get(
-            f"{index}/bigbench/",
-            headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-            timeout=60,
-            follow_redirects=True,
-            verify=verify,
-        )
-        listing.raise_for_status()
-        url = next(f["url"] for f in listing.json()["files"] if f["filename"] == SDIST_NAME)
-        tmp = target.with_suffix(f".{os.getpid()}.part")
-        with (
-            httpx.stream("GET", url, timeout=300, follow_redirects=True, verify=verify) as response,
-            tmp.open("wb") as fh,
-        ):
-            response.raise_for_status()
-            for chunk in response.iter_bytes(1 << 20):
-                fh.write(chunk)
-    except (httpx.HTTPError, StopIteration, KeyError, ValueError) as exc:
-        raise SourceError(
-            f"could not download {SDIST_NAME} from {index} ({exc!r}); download it by hand and pass "
-            "--sdist PATH, or pass --squad-json PATH to an extracted squaddev_v1.1.json"
-        ) from exc
-    if _sha256(tmp) != SDIST_SHA256:
-        tmp.unlink()
-        raise SourceError(f"{SDIST_NAME} from {index} does not match sha256 {SDIST_SHA256}")
-    os.replace(tmp, target)
-    return target
-
-
-def extract_squad_json(sdist: Path, target: Path) -> Path:
-    """Extract only the SQuAD dev json from the sdist (never the rest of the archive)."""
-    with tarfile.open(sdist, "r:gz") as archive:
-        for member in archive:
-            if member.isfile() and member.name.endswith(MEMBER_SUFFIX):
-                source = archive.extractfile(member)
-                if source is None:
-                    break
-                tmp = target.with_suffix(f".{os.getpid()}.part")
-                tmp.write_bytes(source.read())
-                os.replace(tmp, target)
-                return target
-    raise SourceError(f"{sdist} holds no {MEMBER_SUFFIX}")
-
-
-def squad_json(
-    cache: Path | None = None,
-    *,
-    sdist: Path | None = None,
-    index_url: str | None = None,
-    keep_sdist: bool = False,
-) -> Path:
-    """Path of the verified SQuAD v1.1 dev json, fetched and extracted into `cache` on first use."""
-    cache = cache or default_cache()
-    cache.mkdir(parents=True, exist_ok=True)
-    target = cache / JSON_NAME
-    if target.is_file() and _sha256(target) == JSON_SHA256:
-        return target
-    downloaded = sdist is None
-    sdist = sdist or download_sdist(cache, index_url)
-    extract_squad_json(sdist, target)
-    if downloaded and not keep_sdist:
-        sdist.unlink(missing_ok=True)
-    if _sha256(target) != JSON_SHA256:
-        raise SourceError(f"{target} extracted from {sdist} does not match sha256 {JSON_SHA256}")
-    return target
 
 
 @dataclass(frozen=True)
@@ -224,6 +116,8 @@ def build_samples(squad: dict[str, Any], cfg: BuildConfig | None = None) -> list
 
 
 def write_suite(samples: Sequence[Sample], out_dir: Path, cfg: BuildConfig, source: Path) -> Path:
+    """Write the suite and its `.meta.json`, which names the source file, its sha256 and whether it is
+    one of the known copies of SQuAD v1.1 dev (`source_verified`; figures on another are not ours)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{DATASET}.jsonl"
     tmp = path.with_suffix(f".{os.getpid()}.part")
@@ -231,18 +125,29 @@ def write_suite(samples: Sequence[Sample], out_dir: Path, cfg: BuildConfig, sour
         for sample in samples:
             fh.write(json.dumps(sample.to_record(), ensure_ascii=False) + "\n")
     os.replace(tmp, path)
+    digest, known = check_file(source)
     meta = {
         "dataset": DATASET,
         "samples": len(samples),
         "contexts": len({s.extra["context_id"] for s in samples}),
         "config": asdict(cfg),
-        "source": f"bigbench==1.0.0 sdist, {MEMBER_SUFFIX}",
-        "source_sha256": JSON_SHA256,
+        "source": known or "not a known copy of SQuAD v1.1 dev",
+        "source_sha256": digest,
+        "source_verified": known is not None,
         "source_file": str(source),
-        "license": "SQuAD v1.1: CC BY-SA 4.0. BIG-bench canary: evaluation only, never training.",
+        "license": "SQuAD v1.1: CC BY-SA 4.0. Evaluation only, never training (BIG-bench canary in its copy).",
     }
     (out_dir / f"{DATASET}.meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def load_squad(path: Path) -> dict[str, Any]:
+    """A parsed SQuAD v1.1 file, or a SourceError saying why it is not one."""
+    try:
+        squad = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SourceError(f"cannot read {path} as JSON: {exc}") from exc
+    return validate(squad, path)
 
 
 def build_suite(
@@ -255,12 +160,11 @@ def build_suite(
 ) -> Path:
     """Build `squad_longdoc.jsonl` (and its `.meta.json`) into `out_dir`; returns the jsonl path."""
     cfg = (cfg or BuildConfig()).validate()
-    source = squad_json_path or squad_json(cache, sdist=sdist)
-    squad = json.loads(Path(source).read_text(encoding="utf-8"))
-    samples = build_samples(squad, cfg)
+    source = Path(squad_json_path) if squad_json_path else squad_json(cache, sdist=sdist)
+    samples = build_samples(load_squad(source), cfg)
     if not samples:
         raise ValueError("no samples: every article is shorter than min_tokens")
-    return write_suite(samples, out_dir, cfg, Path(source))
+    return write_suite(samples, out_dir, cfg, source)
 
 
 def ensure_suite(cache: Path | None = None) -> Path:

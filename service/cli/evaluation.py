@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shlex
 import signal
@@ -128,9 +129,11 @@ def _add_build_squad(sub: Any) -> None:
         "build-squad",
         help="build the SQuAD long-document QA suite (LongBench schema) into a directory",
         description=(
-            "Fetch the bigbench==1.0.0 sdist from the package index (once, cached), extract only SQuAD v1.1 "
-            "dev, and write squad_longdoc.jsonl: consecutive paragraphs joined into 2-4k-token contexts. "
-            "Evaluation only (BIG-bench canary); do not commit the output."
+            "Fetch SQuAD v1.1 dev once (cached; checked against its sha256) from SQuAD's site "
+            "(PROMPTPRESS_SQUAD_URL for a mirror) or the bigbench==1.0.0 sdist on the package index, or read "
+            "it from --squad-json, and write squad_longdoc.jsonl: consecutive paragraphs joined into "
+            "2-4k-token contexts. Offline: download dev-v1.1.json elsewhere and pass --squad-json. "
+            "Evaluation only; do not commit the output."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -143,8 +146,13 @@ def _add_build_squad(sub: Any) -> None:
     p.add_argument("--max-articles", type=int, default=None)
     p.add_argument("--max-questions", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--squad-json",
+        type=Path,
+        default=None,
+        help="a SQuAD v1.1 dev file: dev-v1.1.json from SQuAD's site, or bigbench's squaddev_v1.1.json",
+    )
     p.add_argument("--sdist", type=Path, default=None, help="a downloaded bigbench-1.0.0.tar.gz")
-    p.add_argument("--squad-json", type=Path, default=None, help="an extracted squaddev_v1.1.json")
     p.set_defaults(handler=build_squad_command)
 
 
@@ -239,6 +247,7 @@ def _methods(args: argparse.Namespace) -> list[Method]:
     from promptpress.eval.longbench import DatasetError, dataset_config
     from promptpress.eval.methods import MethodError, parse_methods
     from promptpress.eval.runner import find_dataset
+    from promptpress.eval.squad_source import SourceError
 
     try:
         for dataset in args.datasets:
@@ -250,7 +259,7 @@ def _methods(args: argparse.Namespace) -> list[Method]:
             classifier_backend=args.classifier_backend,
             soft_precision=args.soft_precision,
         )
-    except (MethodError, DatasetError, FileNotFoundError) as exc:
+    except (MethodError, DatasetError, FileNotFoundError, SourceError) as exc:
         raise SystemExit(f"eval run: {exc}") from None
 
 
@@ -286,7 +295,8 @@ def report_command(args: argparse.Namespace) -> int:
 
 def build_squad_command(args: argparse.Namespace) -> int:
     require("promptpress eval", "eval")
-    from promptpress.eval.squad_longdoc import BuildConfig, SourceError, build_suite
+    from promptpress.eval.squad_longdoc import BuildConfig, build_suite
+    from promptpress.eval.squad_source import SourceError
 
     cfg = BuildConfig(
         min_tokens=args.min_tokens,
@@ -303,4 +313,10 @@ def build_squad_command(args: argparse.Namespace) -> int:
         raise SystemExit(f"eval build-squad: {exc}") from None
     meta = path.with_name("squad_longdoc.meta.json").read_text()
     print(f"wrote {path}\n{meta}")
+    if not json.loads(meta)["source_verified"]:
+        print(
+            f"eval build-squad: warning: {args.squad_json} is not a known copy of SQuAD v1.1 dev (sha256 in "
+            "the meta file); scores on this suite are not comparable with the published ones",
+            file=sys.stderr,
+        )
     return 0

@@ -1,14 +1,13 @@
-"""The SQuAD long-document suite built from the real SQuAD v1.1 dev set (two articles)."""
+"""The SQuAD long-document suite, built from a SQuAD-shaped file of real text (tests/eval/conftest.py)."""
 
-import io
 import json
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from promptpress.compressor.tokens import count_tokens
 from promptpress.eval import squad_longdoc as sq
+from promptpress.eval import squad_source as src
 from promptpress.eval.longbench import build_prompt, load_dataset
 from promptpress.eval.metrics import score_sample
 
@@ -34,7 +33,9 @@ def test_build_two_articles(tmp_path: Path, squad_path: Path) -> None:
     positions = [s.extra["answer_position"] for s in samples]
     assert min(positions) < 0.34 and max(positions) > 0.66  # answers early and late in the context
     meta = json.loads(path.with_name("squad_longdoc.meta.json").read_text())
-    assert meta["samples"] == len(samples) and meta["source_sha256"] == sq.JSON_SHA256
+    assert meta["samples"] == len(samples) and meta["source_file"] == str(squad_path)
+    # the meta names the source by its sha256, and says it is not one of the known copies of SQuAD
+    assert meta["source_sha256"] == src.sha256_of(squad_path) and meta["source_verified"] is False
     prompt = build_prompt(samples[0])
     assert prompt.max_new_tokens == 32 and samples[0].input in prompt.text
     # seeded: the same config builds the same suite, another seed another one
@@ -42,31 +43,6 @@ def test_build_two_articles(tmp_path: Path, squad_path: Path) -> None:
     assert [s.id for s in again] == [s.id for s in samples]
     other = sq.build_samples(squad, sq.BuildConfig(max_articles=2, seed=4))
     assert [s.id for s in other] != [s.id for s in samples]
-
-
-def test_extracts_only_the_member_and_checks_it(tmp_path: Path, squad_path: Path) -> None:
-    sdist = tmp_path / "bigbench-1.0.0.tar.gz"
-    with tarfile.open(sdist, "w:gz") as archive:
-        for name, data in [
-            ("bigbench-1.0.0/setup.py", b"print('not extracted')"),
-            (f"bigbench-1.0.0/{sq.MEMBER_SUFFIX}", squad_path.read_bytes()),
-        ]:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    cache = tmp_path / "cache"
-    path = sq.squad_json(cache, sdist=sdist)
-    assert path.read_bytes() == squad_path.read_bytes()
-    assert sorted(p.name for p in cache.iterdir()) == [sq.JSON_NAME]
-    # a tampered file is rejected
-    path.write_bytes(b"{}")
-    bad = tmp_path / "bad.tar.gz"
-    with tarfile.open(bad, "w:gz") as archive:
-        info = tarfile.TarInfo(f"x/{sq.MEMBER_SUFFIX}")
-        info.size = 2
-        archive.addfile(info, io.BytesIO(b"{}"))
-    with pytest.raises(sq.SourceError, match="sha256"):
-        sq.squad_json(cache, sdist=bad)
 
 
 def test_contexts_per_article_spreads_a_few_contexts_over_each_article(squad_path: Path) -> None:
@@ -99,3 +75,26 @@ def test_config_is_validated() -> None:
         sq.BuildConfig(contexts_per_article=0).validate()
     with pytest.raises(ValueError, match="min_tokens"):
         sq.BuildConfig(min_tokens=5000, max_tokens=4000).validate()
+
+
+def test_a_known_source_is_marked_verified(tmp_path: Path, squad_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(src.KNOWN, src.sha256_of(squad_path), "SQuAD v1.1 dev, test copy")
+    path = sq.build_suite(tmp_path, sq.BuildConfig(max_articles=1), squad_json_path=squad_path)
+    meta = json.loads(path.with_name("squad_longdoc.meta.json").read_text())
+    assert meta["source_verified"] is True and meta["source"] == "SQuAD v1.1 dev, test copy"
+
+
+def test_a_file_that_is_not_squad_gets_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    cases = [
+        ("not json", "cannot read .* as JSON"),
+        ("[]", 'no non-empty "data"'),
+        ('{"data": [{"title": "t"}]}', 'article 0 needs a "title" and a "paragraphs"'),
+        ('{"data": [{"title": "t", "paragraphs": [{"qas": []}]}]}', 'paragraph 0 needs "context"'),
+        ('{"data": [{"title": "t", "paragraphs": [{"context": "c", "qas": [{"id": "1"}]}]}]}', '"question"'),
+    ]
+    for text, message in cases:
+        bad.write_text(text)
+        with pytest.raises(src.SourceError, match=message):
+            sq.build_suite(tmp_path / "out", squad_json_path=bad)
+    assert not (tmp_path / "out").exists()  # nothing half-written
