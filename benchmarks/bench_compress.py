@@ -1,7 +1,7 @@
 """Time promptpress and llmlingua 0.2.2 side by side on the same text and checkpoint, lever by lever.
 
     python benchmarks/bench_compress.py [--tokens 9000] [--repeats 3] [--rate 0.33] [--threads N]
-        [--levers torch,bf16,onnx,...]
+        [--levers torch,bf16,onnx,...] [--beside-backend]
 
 Measured in one run, on the same ~9k-token text (LongBench multi_news contexts from
 ../shared/data) and the same checkpoint (saved to a temporary directory whose name llmlingua
@@ -14,6 +14,8 @@ all of them alike:
 Prints one table: median seconds, tokens/s, the ratio to llmlingua's throughput and the share of
 word keep/drop decisions equal to our torch fp32 path, then the issue's target line for the default
 path (``auto``). Needs the test extra (llmlingua==0.2.2) and, for the ONNX rows, onnxruntime.
+`--beside-backend` times it all while the local llama.cpp backend decodes back to back on one thread
+(`busy_backend.py`; needs the `serve` and `models` extras): the proxy's compressor beside the LLM it fronts.
 """
 
 from __future__ import annotations
@@ -122,6 +124,12 @@ def main() -> None:
         "--model", default="builtin:minilm-qmsum-v0", help="checkpoint to compare on (any spec)"
     )
     parser.add_argument("--levers", default=DEFAULT_LEVERS, help=f"promptpress rows, of: {DEFAULT_LEVERS}")
+    parser.add_argument(
+        "--beside-backend",
+        action="store_true",
+        help="time everything while the local llama.cpp backend (`serve --with-backend`, one thread) "
+        "generates back to back: a compressor sharing the cores with the LLM behind the proxy",
+    )
     args = parser.parse_args()
     levers = [s.strip() for s in args.levers.split(",") if s.strip()]
     unknown = [name for name in levers if name not in LEVERS]
@@ -170,7 +178,16 @@ def main() -> None:
         options = LEVERS[name].options
         paths[name] = lambda c=compressors[name], o=options: c.compress(text, rate=args.rate, **o)
     paths[LLMLINGUA] = lambda: llmlingua.compress_prompt(text, rate=args.rate)
-    times = interleaved(paths, args.repeats)
+    busy = None
+    if args.beside_backend:
+        from busy_backend import BusyBackend
+
+        busy = BusyBackend(log_path=workdir / "serve.log").start()
+    try:
+        times = interleaved(paths, args.repeats)
+    finally:
+        if busy is not None:
+            print(busy.stop())
     medians = {name: statistics.median(t) for name, t in times.items()}
 
     def decisions(name: str) -> np.ndarray:  # outside the timed calls (per-word records cost time)
