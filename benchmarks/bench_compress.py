@@ -130,6 +130,9 @@ def main() -> None:
         help="time everything while the local llama.cpp backend (`serve --with-backend`, one thread) "
         "generates back to back: a compressor sharing the cores with the LLM behind the proxy",
     )
+    parser.add_argument(
+        "--backend-threads", type=int, default=1, help="the busy backend's threads (0: llama.cpp's default)"
+    )
     args = parser.parse_args()
     levers = [s.strip() for s in args.levers.split(",") if s.strip()]
     unknown = [name for name in levers if name not in LEVERS]
@@ -182,7 +185,7 @@ def main() -> None:
     if args.beside_backend:
         from busy_backend import BusyBackend
 
-        busy = BusyBackend(log_path=workdir / "serve.log").start()
+        busy = BusyBackend(log_path=workdir / "serve.log", threads=args.backend_threads).start()
     try:
         times = interleaved(paths, args.repeats)
     finally:

@@ -1,6 +1,7 @@
 """The local llama.cpp backend kept busy while a benchmark times something else beside it.
 
-`BusyBackend` starts `promptpress serve --with-backend` (one backend thread) and a client thread that
+`BusyBackend` starts `promptpress serve --with-backend` (one backend thread unless told otherwise; 0:
+llama.cpp's default) and a client thread that
 asks it for long completions back to back, so the backend decodes on one core for the whole timed
 section: the case of a proxy whose compressor shares two cores with the LLM it fronts. The user
 message is short, below the proxy's compression threshold, so the server's own compressor stays idle;
@@ -22,8 +23,8 @@ PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a mes
 
 
 class BusyBackend:
-    def __init__(self, log_path: Path | None = None, max_tokens: int = 256) -> None:
-        self.server = ServeProcess(free_port(), backend_threads=1, log_path=log_path)
+    def __init__(self, log_path: Path | None = None, max_tokens: int = 64, threads: int = 1) -> None:
+        self.server = ServeProcess(free_port(), backend_threads=threads, log_path=log_path)
         self.max_tokens = max_tokens
         self.tokens = 0
         self.errors = 0
@@ -73,3 +74,22 @@ class BusyBackend:
             f"({self.tokens / seconds:.1f} tokens/s), {self.errors} failed requests"
             + (f"; STILL RUNNING: {left}" if left else "")
         )
+
+
+def main() -> None:
+    """The backend's decoding speed alone: `python benchmarks/busy_backend.py --threads N --seconds S`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--threads", type=int, default=1, help="backend threads (0: llama.cpp's default)")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    busy = BusyBackend(threads=args.threads).start()
+    try:
+        time.sleep(args.seconds)
+    finally:
+        print(f"threads {args.threads}: " + busy.stop())
+
+
+if __name__ == "__main__":
+    main()

@@ -167,6 +167,19 @@ def _loopback(host: str) -> bool:
 WORKER_APP = "promptpress.service.serving:app_from_environment"
 
 
+def beside_backend(settings: Any, base_url: str, model_name: str) -> dict[str, Any]:
+    """Settings for a proxy in front of the local backend it started: that backend as the upstream and
+    its model allowed, and the compressor on one thread unless `compressor_threads` is set. Both use
+    every core by default, and on shared cores their threads wait for each other: with two of each on
+    two cores a 9k-token compression took 29 s instead of 1.3 s and decoding fell to 1.4 tokens/s
+    (docs/benchmarks.md, "Beside the local backend")."""
+    return {
+        "upstream_base_url": base_url,
+        "allowed_models": settings.allowed_models or [model_name],
+        "compressor_threads": settings.compressor_threads or 1,
+    }
+
+
 def run_serve(args: argparse.Namespace) -> int:
     require("promptpress serve", "serve")
     from promptpress.service.settings import Settings
@@ -189,13 +202,14 @@ def run_serve(args: argparse.Namespace) -> int:
         except (BackendError, OSError, ValueError) as exc:
             print(f"promptpress serve: {exc}", file=sys.stderr)
             return 1
-        update = {
-            "upstream_base_url": backend.base_url,
-            "allowed_models": settings.allowed_models or [backend.model_name],
-        }
+        update = beside_backend(settings, backend.base_url, backend.model_name)
         settings = settings.model_copy(update=update)
         overrides.update(update)
-        print(f"backend {backend.model_name} at {backend.base_url}", file=sys.stderr)
+        print(
+            f"backend {backend.model_name} at {backend.base_url}; compressor threads "
+            f"{settings.compressor_threads} per worker",
+            file=sys.stderr,
+        )
     try:
         if args.workers == 1:
             _run_uvicorn(settings, app=_server_app(settings))

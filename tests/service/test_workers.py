@@ -17,7 +17,7 @@ import httpx
 import pytest
 from service_helpers import LONG_TEXT
 
-from promptpress.service.cli.serve import _environment, _shared_metrics_directory
+from promptpress.service.cli.serve import _environment, _shared_metrics_directory, beside_backend
 from promptpress.service.serving import free_port
 
 CLI = "import sys; from promptpress.service.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -81,6 +81,24 @@ def test_overrides_become_worker_environment():
         "PROMPTPRESS_UPSTREAM_BASE_URL": "http://u/v1",
         "PROMPTPRESS_UPSTREAM_API_KEY": "k",
         "PROMPTPRESS_ALLOWED_MODELS": '["a", "b"]',
+    }
+
+
+def test_beside_its_own_backend_the_compressor_takes_one_thread_unless_told():
+    from promptpress.service.settings import Settings
+
+    update = beside_backend(Settings(), "http://127.0.0.1:5/v1", "qwen-local")
+    assert update == {
+        "upstream_base_url": "http://127.0.0.1:5/v1",
+        "allowed_models": ["qwen-local"],
+        "compressor_threads": 1,
+    }
+    assert _environment(update)["PROMPTPRESS_COMPRESSOR_THREADS"] == "1"  # every worker gets it
+    told = Settings(compressor_threads=2, allowed_models=["a"])
+    assert beside_backend(told, "http://b/v1", "m") | {"upstream_base_url": None} == {
+        "upstream_base_url": None,
+        "allowed_models": ["a"],
+        "compressor_threads": 2,
     }
 
 
