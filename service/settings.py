@@ -169,7 +169,10 @@ class Settings(BaseSettings):
         "`torch` (fp32), `bf16`, `int8`, `onnx` or `onnx-int8`.",
     )
     compressor_threads: int | None = Field(
-        default=None, ge=1, description="CPU threads of the compressor's model. Unset: the runtime's default."
+        default=None,
+        ge=1,
+        description="CPU threads of the compressor's model. Unset: the runtime's default (every core), "
+        "except beside the backend `serve --with-backend` starts, where it is 1.",
     )
     cache_url: str | None = Field(
         default="memory://?max_bytes=64MiB",
@@ -201,7 +204,7 @@ class Settings(BaseSettings):
     soft_weights: str | None = Field(
         default=None,
         description="Directory of soft-compressor weights (`promptpress train-soft` output). Unset: the "
-        "pilot weights shipped with promptpress.",
+        "weights shipped with promptpress (their model card: `compressor/models/soft/README.md`).",
     )
     soft_decoder: str | None = Field(
         default=None,

@@ -10,7 +10,9 @@ ETA from `soft_progress`.
 Checkpoints (``checkpoint.pt``: weights, optimizer, step, data order, RNG states, config) are
 written every `save_every` steps and resumed automatically: a run stopped and started again
 continues exactly as if it had not stopped (same batches, same updates). ``train.log`` holds one
-JSON line per step and per evaluation; the trained weights land in ``OUT/final``.
+JSON line per step and per evaluation; the trained weights land in ``OUT/final``, and the weights
+each held-out evaluation measured in ``OUT/step-N`` (same format, a few MB each), so that any
+evaluated step can be served, scored on QA or shipped without retraining to it.
 """
 
 from __future__ import annotations
@@ -169,6 +171,7 @@ class SoftTrainer:
                     self.save_checkpoint()
                 if self.step % self.config.eval_every == 0 or self.step == self.config.steps:
                     metrics = self._evaluate(log)
+                    self.encoder.save(self.out / f"step-{self.step}")
             bar.close()
             if not metrics:
                 metrics = self._evaluate(log)

@@ -60,10 +60,10 @@ def _items(tokenizer, examples=EXAMPLES):
 
 
 def test_training_steps_lower_the_distillation_loss(tmp_path, tokenizer):
-    config = _config(tmp_path, steps=8, batch_size=2, lr=5e-3, eval_every=8, save_every=4)
+    config = _config(tmp_path, steps=8, batch_size=2, lr=5e-3, eval_every=4, save_every=4)
     metrics = train(_encoder(tokenizer), tokenizer, EXAMPLES, EXAMPLES, config, progress=False)
     evals = [r for r in _read_log(tmp_path / "train.log") if r.get("event") == "eval"]
-    assert [e["step"] for e in evals] == [0, 8]
+    assert [e["step"] for e in evals] == [0, 4, 8]
     assert metrics["loss"] < 0.9 * evals[0]["loss"]
     assert {"nll_student", "nll_teacher", "nll_no_context", "loss_no_context", "recon_acc"} <= set(metrics)
     assert metrics["examples_per_second"] > 0 and metrics["seconds_per_step"] > 0
@@ -72,6 +72,12 @@ def test_training_steps_lower_the_distillation_loss(tmp_path, tokenizer):
     assert all(r["examples_per_second"] > 0 and r["eta_seconds"] >= 0 for r in steps)
     assert steps[-1]["eta_seconds"] == 0
     assert (tmp_path / "final" / "soft_compressor.safetensors").is_file()
+    # the weights each evaluation measured are kept: step 8 is the final weights, step 4 is not
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-4", "step-8"]
+    final = load_file(str(tmp_path / "final" / "soft_compressor.safetensors"))
+    for step, same in (("step-8", True), ("step-4", False)):
+        kept = load_file(str(tmp_path / step / "soft_compressor.safetensors"))
+        assert all(torch.equal(kept[k], final[k]) for k in final) is same
 
 
 def test_reconstruction_stage_comes_first_and_learns(tmp_path, tokenizer):
