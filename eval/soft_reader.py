@@ -10,13 +10,15 @@ the reader, so its rows show 0 compression ms: the generate ms and TTFT include 
 
 `soft_tokens` is the same decoder, same precision, reading the whole prompt as tokens: the fair
 reference for `soft`, since the run's reader (llama.cpp on the GGUF) is another build of the model.
-Both names share one loaded model per (weights, precision).
+Both names share one loaded model per (weights, precision). A run of only these two needs no
+server: `tokenizer()` gives the decoder's own tokenizer for prompt truncation.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from promptpress.cache import open_cache
@@ -54,6 +56,10 @@ class SoftReader:
         self.model: str = f"{name}:{config.decoder}"
         self._lock = threading.Lock()  # one generation at a time (one decoder)
 
+    def tokenizer(self) -> DecoderTokenizer:
+        """The decoder's own tokenizer (what prompt truncation counts in when no server is started)."""
+        return DecoderTokenizer(self.soft.tokenizer, self.model)
+
     def pieces(self, prompt: Prompt) -> list[Any]:
         minimum = self.min_block_tokens if self.compress else None
         if prompt.chat:
@@ -84,3 +90,17 @@ class SoftReader:
             completion_tokens=len(out.token_ids),
             uncompressed_prompt_tokens=out.original_positions,
         )
+
+
+class DecoderTokenizer:
+    """A Hugging Face tokenizer behind the runner's `Tokenizer` protocol (no special tokens added)."""
+
+    def __init__(self, tokenizer: Any, model: str) -> None:
+        self._tokenizer = tokenizer
+        self.name = f"{model} (the decoder's tokenizer)"
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self._tokenizer.decode(list(ids)))

@@ -95,7 +95,13 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--api-key", default=None, help="API key (default: $OPENAI_API_KEY with --base-url)")
     p.add_argument("--reader-model", default=DEFAULT_READER, help="GGUF spec of the local reader")
     p.add_argument("--ctx-size", type=int, default=8192, help="local reader's context window")
-    p.add_argument("--threads", type=int, default=None, help="local reader's CPU threads")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads of the local reader and of the models run in this process (torch: soft, "
+        "classifier, surprisal)",
+    )
     p.add_argument("--max-length", type=int, default=None,
                    help="middle-truncate prompts to this many reader tokens (default with the local reader: "
                         "ctx-size - max new tokens - 96)")  # fmt: skip
@@ -182,6 +188,27 @@ def _reader_endpoint(args: argparse.Namespace) -> Iterator[tuple[str, str, str |
 
 
 @contextlib.contextmanager
+def _run_reader(args: argparse.Namespace, methods: list[Method]) -> Iterator[tuple[Any, int | None]]:
+    """(the run's reader, its context window): `--base-url`, else the local llama.cpp reader, which is
+    not started when every method answers with its own decoder (soft, soft_tokens): their prompts are
+    then cut to `--ctx-size` by that decoder's own tokenizer."""
+    if not args.base_url and all(m.reader is not None for m in methods):
+        print("every method reads with its own decoder: no local reader started", file=sys.stderr)
+        yield methods[0].reader, args.ctx_size
+        return
+    if not args.base_url:  # the default reader: the packaged decoder under llama.cpp
+        require("promptpress eval run without --base-url (the local llama.cpp reader)", "serve", "models")
+    from promptpress.eval.reader import OpenAIReader
+
+    cache_flag = args.prompt_cache or ("omit" if args.base_url else "on")
+    prompt_cache = {"on": True, "off": False, "omit": None}[cache_flag]
+    with _reader_endpoint(args) as (base_url, model, api_key, window):
+        stream = not args.no_stream
+        with OpenAIReader(base_url, model, api_key, prompt_cache=prompt_cache, stream=stream) as reader:
+            yield reader, window
+
+
+@contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (kill, timeouts) stops a run like Ctrl-C: rows written so far are kept, the server stops."""
 
@@ -200,32 +227,27 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def run_command(args: argparse.Namespace) -> int:
     require("promptpress eval", "eval")
-    if not args.base_url:  # the default reader: the packaged decoder under llama.cpp
-        require("promptpress eval run without --base-url (the local llama.cpp reader)", "serve", "models")
     from promptpress.eval.longbench import TiktokenTokenizer
-    from promptpress.eval.reader import OpenAIReader
     from promptpress.eval.report import write_report
     from promptpress.eval.runner import Runner
 
+    if args.threads:
+        _torch_threads(args.threads)
     methods = _methods(args)
-    cache_flag = args.prompt_cache or ("omit" if args.base_url else "on")
     start = time.perf_counter()
     try:
-        with _sigterm_as_interrupt(), _reader_endpoint(args) as (base_url, model, api_key, window):
+        with _sigterm_as_interrupt(), _run_reader(args, methods) as (reader, window):
             config = _run_config(args, window)
-            prompt_cache = {"on": True, "off": False, "omit": None}[cache_flag]
-            stream = not args.no_stream
-            with OpenAIReader(base_url, model, api_key, prompt_cache=prompt_cache, stream=stream) as reader:
-                tokenizer = None
-                if config.max_length or config.context_window:
-                    auto = reader.tokenizer() if args.truncation_tokenizer == "auto" else None
-                    tokenizer = auto or TiktokenTokenizer()
-                    print(f"prompt truncation tokenizer: {tokenizer.name}", file=sys.stderr)
-                progress = not args.no_progress
-                command = "promptpress " + shlex.join(sys.argv[1:])
-                summary = Runner(
-                    config, methods, reader, args.out, tokenizer=tokenizer, progress=progress, command=command
-                ).run()
+            tokenizer = None
+            if config.max_length or config.context_window:
+                auto = reader.tokenizer() if args.truncation_tokenizer == "auto" else None
+                tokenizer = auto or TiktokenTokenizer()
+                print(f"prompt truncation tokenizer: {tokenizer.name}", file=sys.stderr)
+            progress = not args.no_progress
+            command = "promptpress " + shlex.join(sys.argv[1:])
+            summary = Runner(
+                config, methods, reader, args.out, tokenizer=tokenizer, progress=progress, command=command
+            ).run()
     except KeyboardInterrupt:
         print(
             f"\ninterrupted after {time.perf_counter() - start:.0f}s; rerun the same command to resume",
@@ -240,6 +262,15 @@ def run_command(args: argparse.Namespace) -> int:
         files = write_report(args.out)
         print(f"report: {files.markdown}")
     return 1 if summary.errors else 0
+
+
+def _torch_threads(threads: int) -> None:
+    """Models loaded in this process (soft decoders, classifiers) use `threads` CPU threads."""
+    try:
+        import torch
+    except ImportError:  # no torch installed: no in-process model to limit
+        return
+    torch.set_num_threads(threads)
 
 
 def _methods(args: argparse.Namespace) -> list[Method]:

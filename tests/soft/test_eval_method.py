@@ -98,3 +98,38 @@ def test_bypassed_encoder_answers_as_the_token_reader(tokenizer, tiny_decoder, t
 def test_soft_method_errors_are_method_errors(tmp_path) -> None:
     with pytest.raises(mt.MethodError, match="cannot load the soft compressor"):
         mt.make_method(f"soft:{tmp_path / 'no-weights'}")
+
+
+def test_eval_run_of_soft_methods_only_starts_no_reader_server(
+    tokenizer, tiny_decoder, tmp_path, monkeypatch
+):
+    import torch
+
+    from promptpress.compressor import llamacpp
+    from promptpress.compressor.soft.model import SoftConfig
+    from promptpress.service.cli import main
+
+    decoder_dir, weights = tmp_path / "decoder", tmp_path / "weights"
+    tiny_decoder.save_pretrained(decoder_dir)
+    tokenizer.save_pretrained(decoder_dir)
+    ConceptEncoder(tiny_decoder, SoftConfig(decoder=str(decoder_dir), lora_r=4)).save(weights)
+
+    def no_server(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("no llama.cpp reader is needed when every method reads with its own decoder")
+
+    monkeypatch.setattr(llamacpp, "LocalBackend", no_server)
+    run = tmp_path / "run"
+    argv = ["eval", "run", "--data", str(_dataset(tmp_path)), "--datasets", "squad_longdoc"]
+    argv += ["--methods", f"soft:{weights},soft_tokens:{weights}", "--rates", "0.5", "--out", str(run)]
+    argv += ["--max-new-tokens", "4", "--ctx-size", "120", "--threads", "2", "--no-progress"]
+    assert main(argv) == 0
+    assert torch.get_num_threads() == 2  # --threads holds for the decoders loaded in-process (fixture: 1)
+    rows = read_results(run / "results.jsonl")
+    names = [f"soft:{weights}", f"soft_tokens:{weights}"]
+    assert sorted((r["_id"], r["method"]) for r in rows) == [(q, m) for q in ("q1", "q2") for m in names]
+    assert all("error" not in r and r["reader"].startswith("soft") for r in rows)
+    # the ~250-token prompts are cut to the 120-token window (minus the answer's) by the decoder's tokenizer
+    assert all(r["truncated"] for r in rows)
+    info = json.loads((run / "run.json").read_text())
+    history = info if isinstance(info, list) else info.get("runs", [info])
+    assert "the decoder's tokenizer" in json.dumps(history)
