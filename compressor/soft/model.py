@@ -24,8 +24,8 @@ import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import cast
 
@@ -196,15 +196,22 @@ class ConceptEncoder(nn.Module):
             digest.update(tensor.float().numpy().tobytes())
         return digest.hexdigest()[:16]
 
-    def save(self, directory: str | Path, dtype: torch.dtype = torch.float32) -> Path:
-        """Write the small weights (in `dtype`; float16 halves the file) and the config json."""
+    def save(
+        self,
+        directory: str | Path,
+        dtype: torch.dtype = torch.float32,
+        extra: Mapping[str, str] | None = None,
+    ) -> Path:
+        """Write the small weights (in `dtype`; float16 halves the file) and the config json, whose
+        provenance (`SoftConfig.extra`) gets `extra` added."""
         if self.bypass:
             raise ValueError("a bypass encoder has no weights to save")
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.to(dtype) for k, v in self.trainable_state_dict().items()}
         save_file(state, str(path / WEIGHTS_NAME))
-        (path / CONFIG_NAME).write_text(self.config.to_json() + "\n")
+        config = replace(self.config, extra={**self.config.extra, **(extra or {})})
+        (path / CONFIG_NAME).write_text(config.to_json() + "\n")
         return path
 
     @classmethod

@@ -171,11 +171,11 @@ class SoftTrainer:
                     self.save_checkpoint()
                 if self.step % self.config.eval_every == 0 or self.step == self.config.steps:
                     metrics = self._evaluate(log)
-                    self.encoder.save(self.out / f"step-{self.step}")
+                    self.encoder.save(self.out / f"step-{self.step}", extra={"step": str(self.step)})
             bar.close()
             if not metrics:
                 metrics = self._evaluate(log)
-        self.encoder.save(self.out / "final")
+        self.encoder.save(self.out / "final", extra={"step": str(self.step)})
         return {
             **metrics,
             "examples_per_second": self.meter.examples_per_second,

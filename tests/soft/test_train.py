@@ -78,6 +78,7 @@ def test_training_steps_lower_the_distillation_loss(tmp_path, tokenizer):
     for step, same in (("step-8", True), ("step-4", False)):
         kept = load_file(str(tmp_path / step / "soft_compressor.safetensors"))
         assert all(torch.equal(kept[k], final[k]) for k in final) is same
+        assert json.loads((tmp_path / step / "soft_config.json").read_text())["extra"]["step"] == step[5:]
 
 
 def test_reconstruction_stage_comes_first_and_learns(tmp_path, tokenizer):
