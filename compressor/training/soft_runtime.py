@@ -4,13 +4,16 @@ Training is device-agnostic: `resolve_device` picks CUDA when asked for or avail
 (``"auto"``), else the CPU. `Runtime.autocast` runs the forward passes in bfloat16 under
 `torch.autocast` (matrix products in bf16, the weights and the trained parameters stay fp32, the
 losses are computed in fp32), which CPUs with AVX-512 BF16 or AMX and every recent GPU run about
-twice as fast as fp32; ``"fp32"`` disables it. ``"auto"`` (`resolve_precision`) picks bf16 on a
-CUDA device that supports it and fp32 on the CPU. On the CPU bf16 autocast trained faster but not
-as well: 60 reconstruction + 140 distillation steps left the held-out answer NLL 0.006 nats/token
-below reading no context in bf16, 0.155 below in fp32 (the same command otherwise;
-compressor/models/soft/README.md), so bf16 there is opt-in (``"bf16"``) until a run shows it
-trains. On a CPU without AVX-512 BF16 or AMX bf16 is also emulated and many times slower than fp32
-(an AVX2-only CPU ran a 256 x 896 x 4864 product 57x slower): an explicit ``"bf16"`` there warns.
+twice as fast as fp32; ``"fp32"`` disables it. ``"auto"`` (`resolve_precision`) picks bf16
+wherever it is native (a CUDA device that supports it, a CPU with AVX-512 BF16 or AMX) and fp32
+elsewhere. On the CPU bf16 was opt-in for a while after one bf16 run (Zen 4) learned nothing in 200
+steps where an fp32 run (Intel) did; three more runs point to run-to-run drift instead: fp32 on
+Zen 4 was as slow to learn (0.036 nats/token below reading no context at step 200), and bf16 on the
+Intel CPU tracked fp32 there (0.224 / 0.211 / 0.246 below at steps 200 / 300 / 400, against 0.155 /
+0.231 / 0.265 in fp32) at half the time per step (medians 5.5 s against 11.8 s per distillation
+step; compressor/models/soft/README.md). On a CPU
+without AVX-512 BF16 or AMX bf16 is emulated and many times slower than fp32 (an AVX2-only CPU ran a
+256 x 896 x 4864 product 57x slower): ``"auto"`` is fp32 there and an explicit ``"bf16"`` warns.
 """
 
 from __future__ import annotations
@@ -48,13 +51,12 @@ def bf16_is_native(device: torch.device) -> bool:
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """``"auto"``: bf16 on a CUDA device that runs it natively, else fp32 (on the CPU bf16 autocast
-    did not train as fp32 did: module docstring); ``"fp32"``/``"bf16"`` as given (bf16 where it is
-    emulated warns: it is slower than fp32 there)."""
+    """``"auto"``: bf16 where `device` runs it natively (module docstring), else fp32;
+    ``"fp32"``/``"bf16"`` as given (bf16 where it is emulated warns: it is slower than fp32 there)."""
     if name not in PRECISION_CHOICES:
         raise ValueError(f"unknown precision {name!r}; use one of {PRECISION_CHOICES}")
     if name == "auto":
-        return "bf16" if device.type == "cuda" and bf16_is_native(device) else "fp32"
+        return "bf16" if bf16_is_native(device) else "fp32"
     if name == "bf16" and not bf16_is_native(device):
         warnings.warn(
             f"precision bf16 on {device}, which has no native bf16 instructions: bf16 is emulated there "

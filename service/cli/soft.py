@@ -82,8 +82,8 @@ def _runtime_args(p: argparse.ArgumentParser) -> None:
         "--precision",
         choices=("auto", "fp32", "bf16"),
         default="auto",
-        help="bf16: forward passes under bfloat16 autocast (weights and losses stay fp32); auto: bf16 on a "
-        "CUDA device with bf16, fp32 on the CPU (CPU bf16 trained faster but worse: the soft model card)",
+        help="bf16: forward passes under bfloat16 autocast (weights and losses stay fp32); auto: bf16 where "
+        "it is native (a CUDA device with bf16, a CPU with AVX-512 BF16 or AMX), else fp32",
     )
     p.add_argument(
         "--teacher-cache",

@@ -227,11 +227,10 @@ def test_teacher_states_are_computed_once_and_read_back_as_stored(tmp_path, toke
     assert identity != decoder_identity(make_tiny_decoder(tokenizer, seed=1))
 
 
-def test_precision_auto_is_fp32_on_the_cpu_and_bf16_only_where_it_is_native(monkeypatch):
+def test_precision_auto_is_bf16_only_where_it_is_native(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr(soft_runtime, "native_bf16", lambda: True)
-    # native bf16 on this CPU, but CPU bf16 autocast trained worse than fp32: opt-in only
-    assert resolve_precision("auto", cpu) == "fp32" and Runtime.create("cpu").precision == "fp32"
+    assert resolve_precision("auto", cpu) == "bf16" and Runtime.create("cpu").precision == "bf16"
     assert resolve_precision("bf16", cpu) == "bf16"
     monkeypatch.setattr(soft_runtime.torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert resolve_precision("auto", torch.device("cuda")) == "bf16"
