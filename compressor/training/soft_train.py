@@ -57,6 +57,7 @@ class TrainConfig:
     lr: float = 2e-4
     weight_decay: float = 0.0
     warmup_steps: int = 10  # linear warm-up at the start of each stage, then constant
+    decay_steps: int = 0  # the last steps of the run decay the learning rate linearly towards 0
     max_context_tokens: int = 384
     max_answer_tokens: int = 48
     eval_every: int = 25
@@ -74,6 +75,11 @@ class TrainConfig:
             raise ValueError("steps, batch_size, grad_accum, save_every and eval_every must be >= 1")
         if not 0 <= self.reconstruct_steps <= self.steps:
             raise ValueError(f"reconstruct_steps must be within 0..steps, got {self.reconstruct_steps}")
+        if not 0 <= self.decay_steps <= self.steps - self.reconstruct_steps:
+            raise ValueError(
+                f"decay_steps must be within 0..steps - reconstruct_steps (the distillation stage), "
+                f"got {self.decay_steps}"
+            )
         if self.reconstruct_weight < 0:
             raise ValueError(f"reconstruct_weight must be >= 0, got {self.reconstruct_weight}")
 
@@ -86,8 +92,13 @@ class TrainConfig:
         return STAGES[0] if step < self.reconstruct_steps else STAGES[1]
 
     def lr_at(self, step: int) -> float:
+        """Warm-up, stable, decay: linear warm-up at the start of each stage, then `lr`, and over
+        the last `decay_steps` steps a linear decay (step ``steps - 1`` runs at ``lr / decay_steps``)."""
         start = 0 if step < self.reconstruct_steps else self.reconstruct_steps
-        return self.lr * min(1.0, (step - start + 1) / max(1, self.warmup_steps))
+        factor = min(1.0, (step - start + 1) / max(1, self.warmup_steps))
+        if self.decay_steps:
+            factor = min(factor, (self.steps - step) / self.decay_steps)
+        return self.lr * factor
 
 
 @dataclass(frozen=True)

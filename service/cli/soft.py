@@ -69,6 +69,13 @@ def _schedule_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate")
     p.add_argument("--warmup-steps", type=int, default=10, help="linear warm-up at the start of each stage")
+    p.add_argument(
+        "--decay-steps",
+        type=int,
+        default=0,
+        help="the last N steps decay the learning rate linearly towards 0 (warm-up, stable, decay); "
+        "0: constant after warm-up. A run resumed with a larger --steps moves the decay with it",
+    )
     p.add_argument("--eval-every", type=positive_int, default=25, help="held-out evaluation every N steps")
     p.add_argument("--eval-examples", type=int, default=16, help="held-out examples (answer figures)")
     p.add_argument("--eval-segments", type=int, default=64, help="held-out segments (reconstruction figures)")
@@ -165,6 +172,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         reconstruct_weight=args.reconstruct_weight,
         lr=args.lr,
         warmup_steps=args.warmup_steps,
+        decay_steps=args.decay_steps,
         max_context_tokens=args.max_context_tokens,
         max_answer_tokens=args.max_answer_tokens,
         eval_every=args.eval_every,

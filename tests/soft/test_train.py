@@ -96,6 +96,18 @@ def test_reconstruction_stage_comes_first_and_learns(tmp_path, tokenizer):
     assert evals[8]["recon_nll_tokens"] == pytest.approx(evals[0]["recon_nll_tokens"], rel=1e-5)
 
 
+def test_learning_rate_warms_up_holds_and_decays(tmp_path):
+    config = _config(tmp_path, steps=20, reconstruct_steps=4, warmup_steps=2, lr=1.0, decay_steps=8)
+    lrs = [config.lr_at(step) for step in range(20)]
+    assert lrs[:4] == [0.5, 1.0, 1.0, 1.0]  # reconstruction: warm-up, then constant
+    assert lrs[4:12] == [0.5] + [1.0] * 7  # distillation warms up again, then holds
+    assert lrs[12:] == pytest.approx([8 / 8, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8])
+    no_decay = _config(tmp_path, steps=20, reconstruct_steps=4, warmup_steps=2, lr=1.0)
+    assert [no_decay.lr_at(step) for step in range(12)] == lrs[:12] and no_decay.lr_at(19) == 1.0
+    with pytest.raises(ValueError, match="decay_steps"):
+        _config(tmp_path, steps=20, reconstruct_steps=4, decay_steps=17)
+
+
 def test_distillation_can_keep_a_reconstruction_term(tmp_path, tokenizer):
     config = _config(tmp_path, steps=2, batch_size=2, reconstruct_weight=0.5, eval_every=100)
     train(_encoder(tokenizer), tokenizer, EXAMPLES[:2], EXAMPLES[:1], config, progress=False)
