@@ -161,6 +161,14 @@ def _import(path: str) -> Any:
     return target
 
 
+OWN_READER_KINDS = ("soft", "soft_tokens")  # methods that answer with their own decoder
+
+
+def brings_own_reader(spec: str) -> bool:
+    """Whether method `spec` answers with its own reader (known from the name, before any loading)."""
+    return spec.strip().partition(":")[0] in OWN_READER_KINDS
+
+
 def make_method(
     spec: str, *, seed: int = 0, classifier_backend: str = "torch", soft_precision: str = "fp32"
 ) -> Method:
@@ -181,7 +189,7 @@ def make_method(
         return classifier_method(spec, classifier_backend)
     if spec in _REGISTRY:
         return Method(spec, _from_object(_REGISTRY[spec], spec))
-    if head in ("soft", "soft_tokens"):
+    if head in OWN_READER_KINDS:
         try:
             return soft_method(head, model_spec or None, precision=soft_precision)
         except (OSError, ValueError, ImportError) as exc:

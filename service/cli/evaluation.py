@@ -196,8 +196,6 @@ def _run_reader(args: argparse.Namespace, methods: list[Method]) -> Iterator[tup
         print("every method reads with its own decoder: no local reader started", file=sys.stderr)
         yield methods[0].reader, args.ctx_size
         return
-    if not args.base_url:  # the default reader: the packaged decoder under llama.cpp
-        require("promptpress eval run without --base-url (the local llama.cpp reader)", "serve", "models")
     from promptpress.eval.reader import OpenAIReader
 
     cache_flag = args.prompt_cache or ("omit" if args.base_url else "on")
@@ -228,9 +226,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def run_command(args: argparse.Namespace) -> int:
     require("promptpress eval", "eval")
     from promptpress.eval.longbench import TiktokenTokenizer
+    from promptpress.eval.methods import brings_own_reader
     from promptpress.eval.report import write_report
     from promptpress.eval.runner import Runner
 
+    if not args.base_url and not all(brings_own_reader(m) for m in args.methods):
+        # the default reader (the packaged decoder under llama.cpp): checked before any model loads
+        require("promptpress eval run without --base-url (the local llama.cpp reader)", "serve", "models")
     if args.threads:
         _torch_threads(args.threads)
     methods = _methods(args)
