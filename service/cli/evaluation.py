@@ -188,11 +188,13 @@ def _reader_endpoint(args: argparse.Namespace) -> Iterator[tuple[str, str, str |
 
 
 @contextlib.contextmanager
-def _run_reader(args: argparse.Namespace, methods: list[Method]) -> Iterator[tuple[Any, int | None]]:
+def _run_reader(
+    args: argparse.Namespace, methods: list[Method], own_readers_only: bool
+) -> Iterator[tuple[Any, int | None]]:
     """(the run's reader, its context window): `--base-url`, else the local llama.cpp reader, which is
-    not started when every method answers with its own decoder (soft, soft_tokens): their prompts are
-    then cut to `--ctx-size` by that decoder's own tokenizer."""
-    if not args.base_url and all(m.reader is not None for m in methods):
+    not started when `own_readers_only` (every method answers with its own decoder: soft,
+    soft_tokens): their prompts are then cut to `--ctx-size` by that decoder's own tokenizer."""
+    if own_readers_only:
         print("every method reads with its own decoder: no local reader started", file=sys.stderr)
         yield methods[0].reader, args.ctx_size
         return
@@ -230,15 +232,16 @@ def run_command(args: argparse.Namespace) -> int:
     from promptpress.eval.report import write_report
     from promptpress.eval.runner import Runner
 
-    if not args.base_url and not all(brings_own_reader(m) for m in args.methods):
-        # the default reader (the packaged decoder under llama.cpp): checked before any model loads
+    # decided from the method names: the missing-extra check comes before any model loads
+    own_readers_only = not args.base_url and all(brings_own_reader(m) for m in args.methods)
+    if not args.base_url and not own_readers_only:  # the default reader: the packaged decoder under llama.cpp
         require("promptpress eval run without --base-url (the local llama.cpp reader)", "serve", "models")
     if args.threads:
         _torch_threads(args.threads)
     methods = _methods(args)
     start = time.perf_counter()
     try:
-        with _sigterm_as_interrupt(), _run_reader(args, methods) as (reader, window):
+        with _sigterm_as_interrupt(), _run_reader(args, methods, own_readers_only) as (reader, window):
             config = _run_config(args, window)
             tokenizer = None
             if config.max_length or config.context_window:
