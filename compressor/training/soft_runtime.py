@@ -10,7 +10,7 @@ elsewhere. On the CPU bf16 was opt-in for a while after one bf16 run (Zen 4) lea
 steps where an fp32 run (Intel) did; three more runs point to run-to-run drift instead: fp32 on
 Zen 4 was as slow to learn (0.036 nats/token below reading no context at step 200), and bf16 on the
 Intel CPU tracked fp32 there (0.224 / 0.211 / 0.246 below at steps 200 / 300 / 400, against 0.155 /
-0.231 / 0.265 in fp32) at half the time per step (medians 5.5 s against 11.8 s per distillation
+0.231 / 0.265 in fp32) at half the time per step (medians 5.2 s against 11.8 s per distillation
 step; compressor/models/soft/README.md). On a CPU
 without AVX-512 BF16 or AMX bf16 is emulated and many times slower than fp32 (an AVX2-only CPU ran a
 256 x 896 x 4864 product 57x slower): ``"auto"`` is fp32 there and an explicit ``"bf16"`` warns.
