@@ -4,7 +4,8 @@ A segment of n <= S tokens is encoded by running the decoder (with LoRA adapters
 
     [embeddings of the n segment tokens] + [the first ceil(n / C) learned query embeddings]
 
-and projecting the last hidden states at the query positions with one linear layer. The results,
+and projecting the last hidden states at the query positions with one linear layer (with
+``concept_norm``, then rescaling each to the token embeddings' RMS). The results,
 ``ceil(n / C)`` vectors in the decoder's input-embedding space, are the segment's *concept
 embeddings*. The frozen decoder (adapters off) then reads the concept embeddings of all segments
 followed by the question tokens through ``inputs_embeds``.
@@ -49,6 +50,9 @@ class SoftConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    # True: every concept embedding is rescaled to the RMS of the decoder's token embeddings, so the
+    # frozen reader sees vectors of a token's size (False: the projection sets their size freely)
+    concept_norm: bool = False
     decoder: str = DEFAULT_DECODER
     extra: dict[str, str] = field(default_factory=dict)  # provenance (training data, steps, ...)
 
@@ -80,7 +84,10 @@ class ConceptEncoder(nn.Module):
         super().__init__()
         self.config = config or SoftConfig()
         self.bypass = bypass
-        hidden = int(_embedding_table(decoder).shape[1])
+        table = _embedding_table(decoder).detach()
+        hidden = int(table.shape[1])
+        # the RMS of a token embedding: the size concept embeddings get with `concept_norm`
+        self.token_rms = table.float().pow(2).mean().sqrt().item()
         for p in decoder.parameters():
             p.requires_grad_(False)
         if bypass:
@@ -96,7 +103,7 @@ class ConceptEncoder(nn.Module):
             bias="none",
         )
         self.decoder = get_peft_model(decoder, lora)
-        emb_std = _embedding_table(decoder).detach().float().std().item()
+        emb_std = table.float().std().item()
         generator = torch.Generator().manual_seed(0)
         self.queries = nn.Parameter(torch.randn(self.config.n_queries, hidden, generator=generator) * emb_std)
         self.proj = nn.Linear(hidden, hidden)
@@ -161,21 +168,23 @@ class ConceptEncoder(nn.Module):
             mask[b, : len(row)] = 1
         hidden = trunk(inputs_embeds=inputs, attention_mask=mask).last_hidden_state
         picked = [hidden[b, n : n + k] for b, (n, k) in enumerate(zip(lengths, counts, strict=True))]
-        projected = self.proj(torch.cat(picked).to(self.proj.weight.dtype)).to(dtype)
-        return list(projected.split(counts))
+        projected = self.proj(torch.cat(picked).to(self.proj.weight.dtype))
+        if self.config.concept_norm:
+            rms = projected.float().pow(2).mean(dim=-1, keepdim=True).add(1e-12).sqrt()
+            projected = projected * (self.token_rms / rms).to(projected.dtype)
+        return list(projected.to(dtype).split(counts))
 
     @torch.no_grad()
     def calibrate(self, segments: Sequence[Sequence[int]]) -> float:
         """Scale the projection (identity at init) so concept embeddings match token-embedding RMS.
 
         Without it an untrained encoder feeds the reader vectors ~100x larger than any token
-        embedding. Returns the scale applied.
+        embedding. Returns the scale applied (1.0 with `concept_norm`, which sets that size itself).
         """
-        if self.bypass:
+        if self.bypass or self.config.concept_norm:
             return 1.0
         out = torch.cat(self.encode(segments)).float()
-        target = self.embedding_table.float().pow(2).mean().sqrt()
-        scale = (target / out.pow(2).mean().sqrt().clamp_min(1e-8)).item()
+        scale = self.token_rms / max(out.pow(2).mean().sqrt().item(), 1e-8)
         self.proj.weight.mul_(scale)
         self.proj.bias.mul_(scale)
         return scale
@@ -186,7 +195,11 @@ class ConceptEncoder(nn.Module):
 
     def fingerprint(self) -> str:
         """A short hash of config, decoder and trained weights (part of every cache key)."""
-        digest = hashlib.sha256(self.config.to_json().encode() + (b"bypass" if self.bypass else b""))
+        config = asdict(self.config)
+        if not config["concept_norm"]:  # weights trained before the option existed keep their fingerprint
+            del config["concept_norm"]
+        config_json = json.dumps(config, indent=2, sort_keys=True)
+        digest = hashlib.sha256(config_json.encode() + (b"bypass" if self.bypass else b""))
         lm = self.causal_lm
         digest.update(lm.config.to_json_string(use_diff=False).encode())
         table = _embedding_table(lm).detach()

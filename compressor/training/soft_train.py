@@ -262,6 +262,7 @@ class SoftTrainer:
             "python_rng": random.getstate(),
             "rng": self.runtime.rng_state(),
             "config": asdict(self.config),
+            "encoder_config": _shape_of(self.encoder),
         }
         torch.save(state, tmp)
         tmp.replace(self.checkpoint_path)
@@ -276,12 +277,25 @@ class SoftTrainer:
                 f"{self.checkpoint_path} was written with {was}; resume with the same values "
                 "or train into another folder"
             )
+        was_encoder = state.get("encoder_config")
+        if was_encoder is not None and was_encoder != _shape_of(self.encoder):
+            diff = sorted(k for k in was_encoder if was_encoder[k] != _shape_of(self.encoder).get(k))
+            was = ", ".join(f"{k}={was_encoder[k]}" for k in diff)
+            raise ValueError(
+                f"{self.checkpoint_path} was written by an encoder with {was}; resume with the same "
+                "values or train into another folder"
+            )
         self.encoder.load_trainable(state["weights"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.order = state["step"], state["order"]
         random.setstate(state["python_rng"])
         self.runtime.set_rng_state(state.get("rng", {"torch": state.get("torch_rng")}))
         log.write({"event": "resume", "step": self.step})
+
+
+def _shape_of(encoder: ConceptEncoder) -> dict[str, object]:
+    """What decides what the trained weights compute (the encoder's config without provenance)."""
+    return {k: v for k, v in asdict(encoder.config).items() if k != "extra"}
 
 
 def train(

@@ -45,6 +45,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segment-tokens", type=positive_int, default=20, help="S: max tokens per segment")
     p.add_argument("--rate", type=positive_int, default=2, help="C: tokens per concept embedding")
     p.add_argument("--lora-r", type=positive_int, default=8, help="LoRA rank (alpha = 2 x rank)")
+    p.add_argument(
+        "--concept-norm",
+        action="store_true",
+        help="rescale every concept embedding to the RMS of the decoder's token embeddings",
+    )
     p.add_argument("--max-context-tokens", type=positive_int, default=384, help="context tokens per example")
     p.add_argument("--max-answer-tokens", type=positive_int, default=48, help="answer tokens per example")
 
@@ -133,6 +138,7 @@ def run_train_soft(args: argparse.Namespace) -> int:
         rate=args.rate,
         lora_r=args.lora_r,
         lora_alpha=2 * args.lora_r,
+        concept_norm=args.concept_norm,
         decoder=decoder_spec,
         extra={
             "data": "QMSum train (specific queries, relevant spans)",

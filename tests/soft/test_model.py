@@ -92,6 +92,35 @@ def test_calibration_matches_token_embedding_scale(tiny_decoder, segments):
     torch.testing.assert_close(out.pow(2).mean().sqrt(), target, rtol=1e-3, atol=1e-6)
 
 
+def test_concept_norm_gives_every_embedding_the_token_rms(tokenizer, segments, tmp_path):
+    decoder = make_tiny_decoder(tokenizer)
+    encoder = ConceptEncoder(decoder, SoftConfig(lora_r=4, concept_norm=True)).eval()
+    with torch.no_grad():
+        encoder.proj.weight.mul_(50.0)  # a projection grown loud in training
+        out = torch.cat(encoder.encode(segments[:6]))
+    target = decoder.get_input_embeddings().weight.float().pow(2).mean().sqrt()
+    per_vector = out.float().pow(2).mean(dim=-1).sqrt()
+    torch.testing.assert_close(per_vector, target.expand_as(per_vector), rtol=1e-4, atol=1e-7)
+    assert encoder.calibrate(segments[:6]) == 1.0  # the norm sets the size; calibration leaves it
+    encoder.save(tmp_path)
+    assert ConceptEncoder.load(tmp_path, make_tiny_decoder(tokenizer)).config.concept_norm is True
+
+
+def test_fingerprint_of_weights_saved_before_concept_norm_existed_is_unchanged(tokenizer, tmp_path):
+    import json
+
+    encoder = ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4))
+    encoder.save(tmp_path)
+    config = json.loads((tmp_path / "soft_config.json").read_text())
+    del config["concept_norm"]  # what a checkpoint written before the option holds
+    (tmp_path / "soft_config.json").write_text(json.dumps(config))
+    old = ConceptEncoder.load(tmp_path, make_tiny_decoder(tokenizer))
+    assert old.fingerprint() == encoder.fingerprint()
+    normed = ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4, concept_norm=True))
+    normed.load_trainable(encoder.trainable_state_dict())
+    assert normed.fingerprint() != encoder.fingerprint()
+
+
 @pytest.mark.parametrize("mode", ["bf16", "int8"])
 def test_precision_modes_still_encode_and_read(tiny_decoder, segments, mode):
     encoder = apply_precision(ConceptEncoder(tiny_decoder).eval(), mode)

@@ -157,6 +157,14 @@ def test_resume_refuses_other_batches(tmp_path, tokenizer):
         )
 
 
+def test_resume_refuses_an_encoder_that_computes_differently(tmp_path, tokenizer):
+    config = _config(tmp_path, steps=1, batch_size=1, eval_every=100)
+    train(_encoder(tokenizer), tokenizer, EXAMPLES, EXAMPLES[:1], config, progress=False)
+    normed = ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4, concept_norm=True))
+    with pytest.raises(ValueError, match="concept_norm=False"):
+        train(normed, tokenizer, EXAMPLES, EXAMPLES[:1], _config(tmp_path, steps=2, batch_size=1))
+
+
 def test_gradient_accumulation_matches_one_bigger_batch(tmp_path, tokenizer):
     def gradients(batch_size, grad_accum):
         trainer = SoftTrainer(
