@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
-from ..soft.model import ConceptEncoder
+from ..soft.model import CONFIG_NAME, WEIGHTS_NAME, ConceptEncoder, SoftConfig
 from ..soft.prompt import ChatLayout
 from .qmsum import QAExample
 from .soft_data import Prepared, PreparedSet, TeacherStore, decoder_identity
@@ -69,6 +70,7 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 (autocast); auto: bf16 where native
     teacher_cache: str = "disk"  # disk (OUT/teacher-states) | memory | off
     print_every: int = 1  # without a progress bar: one line per this many steps
+    init_from: str | None = None  # start from these saved weights (a `ConceptEncoder.save` folder)
 
     def __post_init__(self) -> None:
         if min(self.steps, self.batch_size, self.grad_accum, self.save_every, self.eval_every) < 1:
@@ -195,13 +197,32 @@ class SoftTrainer:
 
     def _start(self, log: JsonLog) -> None:
         random.Random(self.config.seed).shuffle(self.order)
-        calibration = [seg for item in self.data.take(self.order[:4]) for seg in item.segments]
-        scale = self.encoder.calibrate(calibration)
+        if self.config.init_from:
+            self._load_initial(Path(self.config.init_from))
+            scale = 1.0  # trained weights keep the scale they were trained at
+        else:
+            calibration = [seg for item in self.data.take(self.order[:4]) for seg in item.segments]
+            scale = self.encoder.calibrate(calibration)
         runtime = {"device": str(self.runtime.device), "precision": self.runtime.precision}
         log.write(
             {"event": "start", "config": asdict(self.config), "runtime": runtime, "projection_scale": scale}
         )
         self._evaluate(log)
+
+    def _load_initial(self, path: Path) -> None:
+        """Start from the weights saved in `path`, which must come from an encoder like this one."""
+        if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
+            raise ValueError(f"--init-from {path} does not hold {CONFIG_NAME} and {WEIGHTS_NAME}")
+        saved = asdict(SoftConfig.from_json((path / CONFIG_NAME).read_text()))
+        saved.pop("extra")
+        ours = _shape_of(self.encoder)
+        diff = sorted(k for k in ours if saved.get(k) != ours[k])
+        if diff:
+            was = ", ".join(f"{k}={saved.get(k)}" for k in diff)
+            raise ValueError(
+                f"--init-from {path} holds weights of an encoder with {was}; train with the same"
+            )
+        self.encoder.load_trainable(load_file(str(path / WEIGHTS_NAME)))
 
     def _evaluate(self, log: JsonLog) -> dict[str, float]:
         start = time.perf_counter()

@@ -86,6 +86,12 @@ def _schedule_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-segments", type=int, default=64, help="held-out segments (reconstruction figures)")
     p.add_argument("--save-every", type=positive_int, default=10, help="checkpoint every N steps")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--init-from",
+        default=None,
+        help="start from saved weights (a run's OUT/step-N or OUT/final, or the shipped "
+        "compressor/models/soft) instead of a calibrated untrained encoder; the model options must match",
+    )
 
 
 def _runtime_args(p: argparse.ArgumentParser) -> None:
@@ -145,6 +151,7 @@ def run_train_soft(args: argparse.Namespace) -> int:
             "steps": str(args.steps),
             "reconstruct_steps": str(args.reconstruct_steps),
             "reconstruct_weight": str(args.reconstruct_weight),
+            **({"init_from": str(args.init_from)} if args.init_from else {}),
         },
     )
     torch.manual_seed(args.seed)
@@ -189,4 +196,5 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         device=args.device,
         precision=args.precision,
         teacher_cache=args.teacher_cache,
+        init_from=args.init_from,
     )

@@ -165,6 +165,30 @@ def test_resume_refuses_an_encoder_that_computes_differently(tmp_path, tokenizer
         train(normed, tokenizer, EXAMPLES, EXAMPLES[:1], _config(tmp_path, steps=2, batch_size=1))
 
 
+def test_a_run_can_start_from_saved_weights(tmp_path, tokenizer):
+    first = _encoder(tokenizer)
+    train(first, tokenizer, EXAMPLES, EXAMPLES[:1], _config(tmp_path / "a", steps=2, lr=3e-3), progress=False)
+    # lr 0: the second run's weights stay the ones it started from (no calibration either)
+    config = _config(tmp_path / "b", steps=1, lr=0.0, init_from=str(tmp_path / "a" / "final"))
+    second = _encoder(tokenizer)
+    train(second, tokenizer, EXAMPLES, EXAMPLES[:1], config, progress=False)
+    saved = load_file(str(tmp_path / "a" / "final" / "soft_compressor.safetensors"))
+    for name, tensor in second.trainable_state_dict().items():
+        assert torch.equal(tensor, saved[name]), name
+    normed = ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4, concept_norm=True))
+    config = _config(tmp_path / "c", steps=1, init_from=str(tmp_path / "a" / "final"))
+    with pytest.raises(ValueError, match="concept_norm=False"):
+        train(normed, tokenizer, EXAMPLES, EXAMPLES[:1], config, progress=False)
+    with pytest.raises(ValueError, match="does not hold"):
+        train(
+            _encoder(tokenizer),
+            tokenizer,
+            EXAMPLES,
+            EXAMPLES[:1],
+            _config(tmp_path / "d", init_from=str(tmp_path)),
+        )
+
+
 def test_gradient_accumulation_matches_one_bigger_batch(tmp_path, tokenizer):
     def gradients(batch_size, grad_accum):
         trainer = SoftTrainer(
