@@ -5,6 +5,7 @@ A segment of n <= S tokens is encoded by running the decoder (with LoRA adapters
     [embeddings of the n segment tokens] + [the first ceil(n / C) learned query embeddings]
 
 and projecting the last hidden states at the query positions with one linear layer (with
+``merge_tokens``, adding each to the mean of the C token embeddings it stands for; with
 ``concept_norm``, then rescaling each to the token embeddings' RMS). The results,
 ``ceil(n / C)`` vectors in the decoder's input-embedding space, are the segment's *concept
 embeddings*. The frozen decoder (adapters off) then reads the concept embeddings of all segments
@@ -53,6 +54,9 @@ class SoftConfig:
     # True: every concept embedding is rescaled to the RMS of the decoder's token embeddings, so the
     # frozen reader sees vectors of a token's size (False: the projection sets their size freely)
     concept_norm: bool = False
+    # True: each concept embedding starts as the mean of the embeddings of the C tokens it stands
+    # for (rescaled to their mean norm) and the projection, zero at init, adds to it
+    merge_tokens: bool = False
     decoder: str = DEFAULT_DECODER
     extra: dict[str, str] = field(default_factory=dict)  # provenance (training data, steps, ...)
 
@@ -108,7 +112,10 @@ class ConceptEncoder(nn.Module):
         self.queries = nn.Parameter(torch.randn(self.config.n_queries, hidden, generator=generator) * emb_std)
         self.proj = nn.Linear(hidden, hidden)
         with torch.no_grad():
-            self.proj.weight.copy_(torch.eye(hidden))
+            # merge_tokens: the untrained encoder gives the merged token embeddings themselves
+            self.proj.weight.copy_(
+                torch.zeros(hidden, hidden) if self.config.merge_tokens else torch.eye(hidden)
+            )
             self.proj.bias.zero_()
 
     # -- the frozen reader -------------------------------------------------------------------
@@ -156,10 +163,13 @@ class ConceptEncoder(nn.Module):
         trunk = self.causal_lm.base_model  # the transformer without the LM head
         dtype = self.embedding_table.dtype
         queries = self.queries.to(dtype)
-        rows, lengths, counts = [], [], []
+        rows, lengths, counts, merged = [], [], [], []
         for ids in segments:
             k = self.config.n_concepts(len(ids))
-            rows.append(torch.cat([self.embed_tokens(ids), queries[:k]]))
+            tokens = self.embed_tokens(ids)
+            rows.append(torch.cat([tokens, queries[:k]]))
+            if self.config.merge_tokens:
+                merged.append(self._merge(tokens))
             lengths.append(len(ids))
             counts.append(k)
         inputs = pad_sequence(rows, batch_first=True)
@@ -169,19 +179,30 @@ class ConceptEncoder(nn.Module):
         hidden = trunk(inputs_embeds=inputs, attention_mask=mask).last_hidden_state
         picked = [hidden[b, n : n + k] for b, (n, k) in enumerate(zip(lengths, counts, strict=True))]
         projected = self.proj(torch.cat(picked).to(self.proj.weight.dtype))
+        if merged:
+            projected = projected + torch.cat(merged).to(projected.dtype)
         if self.config.concept_norm:
             rms = projected.float().pow(2).mean(dim=-1, keepdim=True).add(1e-12).sqrt()
             projected = projected * (self.token_rms / rms).to(projected.dtype)
         return list(projected.to(dtype).split(counts))
+
+    def _merge(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(ceil(n / C), hidden): the mean of each run of C token embeddings, at their mean norm."""
+        rows = []
+        for group in tokens.float().split(self.config.rate):
+            mean = group.mean(dim=0)
+            rows.append(mean * (group.norm(dim=-1).mean() / mean.norm().clamp_min(1e-8)))
+        return torch.stack(rows)
 
     @torch.no_grad()
     def calibrate(self, segments: Sequence[Sequence[int]]) -> float:
         """Scale the projection (identity at init) so concept embeddings match token-embedding RMS.
 
         Without it an untrained encoder feeds the reader vectors ~100x larger than any token
-        embedding. Returns the scale applied (1.0 with `concept_norm`, which sets that size itself).
+        embedding. Returns the scale applied (1.0 with `concept_norm`, which sets that size itself,
+        and with `merge_tokens`, whose untrained output is token-sized).
         """
-        if self.bypass or self.config.concept_norm:
+        if self.bypass or self.config.concept_norm or self.config.merge_tokens:
             return 1.0
         out = torch.cat(self.encode(segments)).float()
         scale = self.token_rms / max(out.pow(2).mean().sqrt().item(), 1e-8)
@@ -196,8 +217,9 @@ class ConceptEncoder(nn.Module):
     def fingerprint(self) -> str:
         """A short hash of config, decoder and trained weights (part of every cache key)."""
         config = asdict(self.config)
-        if not config["concept_norm"]:  # weights trained before the option existed keep their fingerprint
-            del config["concept_norm"]
+        for option in ("concept_norm", "merge_tokens"):
+            if not config[option]:  # weights trained before the option existed keep their fingerprint
+                del config[option]
         config_json = json.dumps(config, indent=2, sort_keys=True)
         digest = hashlib.sha256(config_json.encode() + (b"bypass" if self.bypass else b""))
         lm = self.causal_lm

@@ -50,6 +50,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="rescale every concept embedding to the RMS of the decoder's token embeddings",
     )
+    p.add_argument(
+        "--merge-tokens",
+        action="store_true",
+        help="start every concept embedding from the mean of its C token embeddings (the projection, "
+        "zero at init, adds to it)",
+    )
     p.add_argument("--max-context-tokens", type=positive_int, default=384, help="context tokens per example")
     p.add_argument("--max-answer-tokens", type=positive_int, default=48, help="answer tokens per example")
 
@@ -145,6 +151,7 @@ def run_train_soft(args: argparse.Namespace) -> int:
         lora_r=args.lora_r,
         lora_alpha=2 * args.lora_r,
         concept_norm=args.concept_norm,
+        merge_tokens=args.merge_tokens,
         decoder=decoder_spec,
         extra={
             "data": "QMSum train (specific queries, relevant spans)",

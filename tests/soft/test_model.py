@@ -106,19 +106,40 @@ def test_concept_norm_gives_every_embedding_the_token_rms(tokenizer, segments, t
     assert ConceptEncoder.load(tmp_path, make_tiny_decoder(tokenizer)).config.concept_norm is True
 
 
+def test_untrained_merge_tokens_encoder_gives_the_mean_of_each_run_of_c_tokens(tokenizer, segments):
+    decoder = make_tiny_decoder(tokenizer)
+    encoder = ConceptEncoder(decoder, SoftConfig(lora_r=4, rate=3, merge_tokens=True)).eval()
+    assert encoder.calibrate(segments[:4]) == 1.0
+    table = decoder.get_input_embeddings().weight.detach()
+    with torch.no_grad():
+        out = encoder.encode(segments[:4])
+    for ids, emb in zip(segments[:4], out, strict=False):
+        assert emb.shape[0] == -(-len(ids) // 3)
+        for j, row in enumerate(emb):
+            group = table[list(ids[3 * j : 3 * j + 3])]
+            mean = group.mean(dim=0)
+            expected = mean * group.norm(dim=-1).mean() / mean.norm()
+            torch.testing.assert_close(row, expected, rtol=1e-4, atol=1e-6)
+    with torch.no_grad():
+        encoder.proj.bias.add_(0.01)  # trained: the projection now adds to the merged embeddings
+        moved = encoder.encode(segments[:1])[0]
+    assert not torch.allclose(moved, out[0])
+
+
 def test_fingerprint_of_weights_saved_before_concept_norm_existed_is_unchanged(tokenizer, tmp_path):
     import json
 
     encoder = ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4))
     encoder.save(tmp_path)
     config = json.loads((tmp_path / "soft_config.json").read_text())
-    del config["concept_norm"]  # what a checkpoint written before the option holds
+    del config["concept_norm"], config["merge_tokens"]  # what a checkpoint written before them holds
     (tmp_path / "soft_config.json").write_text(json.dumps(config))
     old = ConceptEncoder.load(tmp_path, make_tiny_decoder(tokenizer))
     assert old.fingerprint() == encoder.fingerprint()
-    normed = ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4, concept_norm=True))
-    normed.load_trainable(encoder.trainable_state_dict())
-    assert normed.fingerprint() != encoder.fingerprint()
+    for option in ("concept_norm", "merge_tokens"):
+        other = ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4, **{option: True}))
+        other.load_trainable(encoder.trainable_state_dict())
+        assert other.fingerprint() != encoder.fingerprint()
 
 
 @pytest.mark.parametrize("mode", ["bf16", "int8"])
