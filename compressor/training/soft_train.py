@@ -213,9 +213,8 @@ class SoftTrainer:
         """Start from the weights saved in `path`, which must come from an encoder like this one."""
         if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
             raise ValueError(f"--init-from {path} does not hold {CONFIG_NAME} and {WEIGHTS_NAME}")
-        saved = asdict(SoftConfig.from_json((path / CONFIG_NAME).read_text()))
-        saved.pop("extra")
-        ours = _shape_of(self.encoder)
+        saved = _shape_of(SoftConfig.from_json((path / CONFIG_NAME).read_text()))
+        ours = _shape_of(self.encoder.config)
         diff = sorted(k for k in ours if saved.get(k) != ours[k])
         if diff:
             was = ", ".join(f"{k}={saved.get(k)}" for k in diff)
@@ -283,7 +282,7 @@ class SoftTrainer:
             "python_rng": random.getstate(),
             "rng": self.runtime.rng_state(),
             "config": asdict(self.config),
-            "encoder_config": _shape_of(self.encoder),
+            "encoder_config": _shape_of(self.encoder.config),
         }
         torch.save(state, tmp)
         tmp.replace(self.checkpoint_path)
@@ -298,10 +297,15 @@ class SoftTrainer:
                 f"{self.checkpoint_path} was written with {was}; resume with the same values "
                 "or train into another folder"
             )
-        was_encoder = state.get("encoder_config")
-        if was_encoder is not None and was_encoder != _shape_of(self.encoder):
-            diff = sorted(k for k in was_encoder if was_encoder[k] != _shape_of(self.encoder).get(k))
-            was = ", ".join(f"{k}={was_encoder[k]}" for k in diff)
+        if "encoder_config" in state:
+            # options added since the checkpoint was written held their defaults
+            was_encoder = {**_shape_of(SoftConfig()), **state["encoder_config"]}
+            ours = _shape_of(self.encoder.config)
+            diff = sorted(k for k in ours if was_encoder.get(k) != ours[k])
+        else:
+            diff = []
+        if diff:
+            was = ", ".join(f"{k}={was_encoder.get(k)}" for k in diff)
             raise ValueError(
                 f"{self.checkpoint_path} was written by an encoder with {was}; resume with the same "
                 "values or train into another folder"
@@ -314,9 +318,9 @@ class SoftTrainer:
         log.write({"event": "resume", "step": self.step})
 
 
-def _shape_of(encoder: ConceptEncoder) -> dict[str, object]:
+def _shape_of(config: SoftConfig) -> dict[str, object]:
     """What decides what the trained weights compute (the encoder's config without provenance)."""
-    return {k: v for k, v in asdict(encoder.config).items() if k != "extra"}
+    return {k: v for k, v in asdict(config).items() if k != "extra"}
 
 
 def train(

@@ -163,6 +163,12 @@ def test_resume_refuses_an_encoder_that_computes_differently(tmp_path, tokenizer
     normed = ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4, concept_norm=True))
     with pytest.raises(ValueError, match="concept_norm=False"):
         train(normed, tokenizer, EXAMPLES, EXAMPLES[:1], _config(tmp_path, steps=2, batch_size=1))
+    # a checkpoint written before an option existed resumes: the option held its default then
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    del state["encoder_config"]["merge_tokens"]
+    torch.save(state, tmp_path / "checkpoint.pt")
+    train(_encoder(tokenizer), tokenizer, EXAMPLES, EXAMPLES[:1], _config(tmp_path, steps=2, batch_size=1))
+    assert [r["step"] for r in _steps(tmp_path / "train.log")] == [1, 2]
 
 
 def test_a_run_can_start_from_saved_weights(tmp_path, tokenizer):
