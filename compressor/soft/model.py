@@ -55,7 +55,8 @@ class SoftConfig:
     # frozen reader sees vectors of a token's size (False: the projection sets their size freely)
     concept_norm: bool = False
     # True: each concept embedding starts as the mean of the embeddings of the C tokens it stands
-    # for (rescaled to their mean norm) and the projection, zero at init, adds to it
+    # for (rescaled to their mean norm) and the projection, zero at init, adds to it (reading the
+    # hidden states at unit RMS, writing in units of the token-embedding RMS)
     merge_tokens: bool = False
     decoder: str = DEFAULT_DECODER
     extra: dict[str, str] = field(default_factory=dict)  # provenance (training data, steps, ...)
@@ -178,9 +179,16 @@ class ConceptEncoder(nn.Module):
             mask[b, : len(row)] = 1
         hidden = trunk(inputs_embeds=inputs, attention_mask=mask).last_hidden_state
         picked = [hidden[b, n : n + k] for b, (n, k) in enumerate(zip(lengths, counts, strict=True))]
-        projected = self.proj(torch.cat(picked).to(self.proj.weight.dtype))
+        states = torch.cat(picked).to(self.proj.weight.dtype)
         if merged:
-            projected = projected + torch.cat(merged).to(projected.dtype)
+            # the projection reads unit-RMS states and writes in token-embedding units, so that one
+            # optimizer step moves the merged embeddings by a small fraction of their size
+            unit = states * states.float().pow(2).mean(dim=-1, keepdim=True).add(1e-12).rsqrt().to(
+                states.dtype
+            )
+            projected = torch.cat(merged).to(states.dtype) + self.proj(unit) * self.token_rms
+        else:
+            projected = self.proj(states)
         if self.config.concept_norm:
             rms = projected.float().pow(2).mean(dim=-1, keepdim=True).add(1e-12).sqrt()
             projected = projected * (self.token_rms / rms).to(projected.dtype)
