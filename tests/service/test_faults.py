@@ -162,19 +162,23 @@ def test_a_stream_is_cancelled_before_the_upstream_sends_headers(make_proxy, ups
 
 
 class _SlowCompressor:
-    """The real compressor, one second slower."""
+    """The real compressor, three seconds slower."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.started = threading.Event()
+        self.finished = threading.Event()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     def compress(self, *args: Any, **kw: Any) -> Any:
         self.started.set()
-        time.sleep(1.0)
-        return self.inner.compress(*args, **kw)
+        time.sleep(3.0)
+        try:
+            return self.inner.compress(*args, **kw)
+        finally:
+            self.finished.set()
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -184,9 +188,12 @@ def test_a_client_gone_during_compression_is_never_sent_upstream(
     slow = _SlowCompressor(compressor)
     proxy = make_proxy(compressor_override=slow, log_level="info")
     body = {"model": "echo", "messages": [{"role": "user", "content": LONG_TEXT}], "stream": stream}
-    _gone_after(proxy.url, body, 0.3)
+    # the client leaves 1.5 s in: within the 3 s compression even when the proxy is slow to start
+    # it (a 0.3 s client once left before compression began on a busy CI machine)
+    _gone_after(proxy.url, body, 1.5)
     assert slow.started.is_set()
-    time.sleep(1.5)  # the compression finished meanwhile
+    assert slow.finished.wait(10)
+    time.sleep(0.5)  # time to send upstream, were it going to
     assert ("request", "echo") not in upstream_events
     logged = [line for line in access_log if line.get("path") == CHAT]
     assert logged and logged[-1]["status"] == 499
