@@ -91,8 +91,10 @@ class ConceptEncoder(nn.Module):
         self.bypass = bypass
         table = _embedding_table(decoder).detach()
         hidden = int(table.shape[1])
-        # the RMS of a token embedding: the size concept embeddings get with `concept_norm`
-        self.token_rms = table.float().pow(2).mean().sqrt().item()
+        # the RMS of a token embedding, the unit of `concept_norm` and `merge_tokens`, taken from the
+        # table as loaded; not measured (a pass over the whole table) when neither option is on
+        uses_rms = not bypass and (self.config.concept_norm or self.config.merge_tokens)
+        self.token_rms = _table_rms(table) if uses_rms else None
         for p in decoder.parameters():
             p.requires_grad_(False)
         if bypass:
@@ -181,26 +183,27 @@ class ConceptEncoder(nn.Module):
         picked = [hidden[b, n : n + k] for b, (n, k) in enumerate(zip(lengths, counts, strict=True))]
         states = torch.cat(picked).to(self.proj.weight.dtype)
         if merged:
+            assert self.token_rms is not None
             # the projection reads unit-RMS states and writes in token-embedding units, so that one
             # optimizer step moves the merged embeddings by a small fraction of their size
-            unit = states * states.float().pow(2).mean(dim=-1, keepdim=True).add(1e-12).rsqrt().to(
-                states.dtype
-            )
+            unit = states / _rms(states).to(states.dtype)
             projected = torch.cat(merged).to(states.dtype) + self.proj(unit) * self.token_rms
         else:
             projected = self.proj(states)
         if self.config.concept_norm:
-            rms = projected.float().pow(2).mean(dim=-1, keepdim=True).add(1e-12).sqrt()
-            projected = projected * (self.token_rms / rms).to(projected.dtype)
+            assert self.token_rms is not None
+            projected = projected * (self.token_rms / _rms(projected)).to(projected.dtype)
         return list(projected.to(dtype).split(counts))
 
     def _merge(self, tokens: torch.Tensor) -> torch.Tensor:
         """(ceil(n / C), hidden): the mean of each run of C token embeddings, at their mean norm."""
-        rows = []
-        for group in tokens.float().split(self.config.rate):
-            mean = group.mean(dim=0)
-            rows.append(mean * (group.norm(dim=-1).mean() / mean.norm().clamp_min(1e-8)))
-        return torch.stack(rows)
+        x = tokens.float()
+        group = torch.arange(len(x), device=x.device) // self.config.rate
+        k = int(group[-1]) + 1
+        count = torch.bincount(group, minlength=k).unsqueeze(1).float()
+        mean = x.new_zeros(k, x.shape[1]).index_add_(0, group, x) / count
+        norm = x.new_zeros(k).index_add_(0, group, x.norm(dim=-1)).unsqueeze(1) / count
+        return mean * (norm / mean.norm(dim=-1, keepdim=True).clamp_min(1e-8))
 
     @torch.no_grad()
     def calibrate(self, segments: Sequence[Sequence[int]]) -> float:
@@ -212,8 +215,8 @@ class ConceptEncoder(nn.Module):
         """
         if self.bypass or self.config.concept_norm or self.config.merge_tokens:
             return 1.0
-        out = torch.cat(self.encode(segments)).float()
-        scale = self.token_rms / max(out.pow(2).mean().sqrt().item(), 1e-8)
+        out = torch.cat(self.encode(segments))
+        scale = _table_rms(self.embedding_table) / max(_table_rms(out), 1e-8)
         self.proj.weight.mul_(scale)
         self.proj.bias.mul_(scale)
         return scale
@@ -283,6 +286,16 @@ class ConceptEncoder(nn.Module):
         with torch.no_grad():
             for name, tensor in state.items():
                 params[name].copy_(tensor)
+
+
+def _rms(x: torch.Tensor) -> torch.Tensor:
+    """fp32 root mean square of each vector (over the last dimension, kept)."""
+    return x.float().pow(2).mean(dim=-1, keepdim=True).add(1e-12).sqrt()
+
+
+def _table_rms(x: torch.Tensor) -> float:
+    """The root mean square of all of `x`'s entries."""
+    return x.float().pow(2).mean().sqrt().item()
 
 
 def _embedding_table(model: PreTrainedModel) -> torch.Tensor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -214,10 +214,8 @@ class SoftTrainer:
         if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
             raise ValueError(f"--init-from {path} does not hold {CONFIG_NAME} and {WEIGHTS_NAME}")
         saved = _shape_of(SoftConfig.from_json((path / CONFIG_NAME).read_text()))
-        ours = _shape_of(self.encoder.config)
-        diff = sorted(k for k in ours if saved.get(k) != ours[k])
-        if diff:
-            was = ", ".join(f"{k}={saved.get(k)}" for k in diff)
+        was = _differing(saved, _shape_of(self.encoder.config))
+        if was:
             raise ValueError(
                 f"--init-from {path} holds weights of an encoder with {was}; train with the same"
             )
@@ -289,23 +287,16 @@ class SoftTrainer:
 
     def _resume(self, log: JsonLog) -> None:
         state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-        saved = state.get("config", {})
-        changed = [k for k in RESUME_FIXED if k in saved and saved[k] != getattr(self.config, k)]
-        if changed:
-            was = ", ".join(f"{k}={saved[k]}" for k in changed)
+        was = _differing(state.get("config", {}), {k: getattr(self.config, k) for k in RESUME_FIXED})
+        if was:
             raise ValueError(
                 f"{self.checkpoint_path} was written with {was}; resume with the same values "
                 "or train into another folder"
             )
-        if "encoder_config" in state:
-            # options added since the checkpoint was written held their defaults
-            was_encoder = {**_shape_of(SoftConfig()), **state["encoder_config"]}
-            ours = _shape_of(self.encoder.config)
-            diff = sorted(k for k in ours if was_encoder.get(k) != ours[k])
-        else:
-            diff = []
-        if diff:
-            was = ", ".join(f"{k}={was_encoder.get(k)}" for k in diff)
+        # encoder options added since the checkpoint was written held their defaults then
+        saved_encoder = {**_shape_of(SoftConfig()), **state.get("encoder_config", {})}
+        was = _differing(saved_encoder, _shape_of(self.encoder.config)) if "encoder_config" in state else ""
+        if was:
             raise ValueError(
                 f"{self.checkpoint_path} was written by an encoder with {was}; resume with the same "
                 "values or train into another folder"
@@ -316,6 +307,11 @@ class SoftTrainer:
         random.setstate(state["python_rng"])
         self.runtime.set_rng_state(state.get("rng", {"torch": state.get("torch_rng")}))
         log.write({"event": "resume", "step": self.step})
+
+
+def _differing(saved: Mapping[str, object], ours: Mapping[str, object]) -> str:
+    """``key=saved value, ...`` for each key of `ours` that `saved` holds with another value."""
+    return ", ".join(f"{k}={saved[k]}" for k in ours if k in saved and saved[k] != ours[k])
 
 
 def _shape_of(config: SoftConfig) -> dict[str, object]:
