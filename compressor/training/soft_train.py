@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -43,6 +43,7 @@ RESUME_FIXED = (
     "reconstruct_steps",
     "seed",
     "max_context_tokens",
+    "min_context_tokens",
     "max_answer_tokens",
 )
 
@@ -60,6 +61,9 @@ class TrainConfig:
     warmup_steps: int = 10  # linear warm-up at the start of each stage, then constant
     decay_steps: int = 0  # the last steps of the run decay the learning rate linearly towards 0
     max_context_tokens: int = 384
+    # examples whose context (cut to max_context_tokens) is shorter are left out, in training and in
+    # the held-out figures: 0 keeps all (long-context training reads only long ones)
+    min_context_tokens: int = 0
     max_answer_tokens: int = 48
     eval_every: int = 25
     eval_examples: int = 16
@@ -84,6 +88,11 @@ class TrainConfig:
             )
         if self.reconstruct_weight < 0:
             raise ValueError(f"reconstruct_weight must be >= 0, got {self.reconstruct_weight}")
+        if not 0 <= self.min_context_tokens <= self.max_context_tokens:
+            raise ValueError(
+                f"min_context_tokens must be within 0..max_context_tokens ({self.max_context_tokens}), "
+                f"got {self.min_context_tokens}"
+            )
 
     @property
     def examples_per_step(self) -> int:
@@ -146,7 +155,7 @@ class SoftTrainer:
         budget = (encoder.config.segment_tokens, config.max_context_tokens, config.max_answer_tokens)
         self.data = PreparedSet(train_examples, tokenizer, self.layout, *budget)
         heldout = PreparedSet(heldout_examples, tokenizer, self.layout, *budget)
-        self.heldout = heldout.take(range(min(config.eval_examples, len(heldout))))
+        self.heldout = heldout.take(_long_enough(heldout, config.min_context_tokens)[: config.eval_examples])
         self.out = Path(config.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.store = TeacherStore(
@@ -158,7 +167,12 @@ class SoftTrainer:
         self.params = [p for p in encoder.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
         self.step = 0
-        self.order = list(range(len(train_examples)))
+        self.order = _long_enough(self.data, config.min_context_tokens)
+        if not self.order:
+            raise ValueError(
+                f"no training example has a context of {config.min_context_tokens} tokens or more "
+                f"(within max_context_tokens={config.max_context_tokens})"
+            )
         self.meter = Throughput()
 
     @property
@@ -287,7 +301,9 @@ class SoftTrainer:
 
     def _resume(self, log: JsonLog) -> None:
         state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-        was = _differing(state.get("config", {}), {k: getattr(self.config, k) for k in RESUME_FIXED})
+        # options added since the checkpoint was written held their defaults then
+        saved_config = {**_defaults(TrainConfig), **state.get("config", {})}
+        was = _differing(saved_config, {k: getattr(self.config, k) for k in RESUME_FIXED})
         if was:
             raise ValueError(
                 f"{self.checkpoint_path} was written with {was}; resume with the same values "
@@ -307,6 +323,19 @@ class SoftTrainer:
         random.setstate(state["python_rng"])
         self.runtime.set_rng_state(state.get("rng", {"torch": state.get("torch_rng")}))
         log.write({"event": "resume", "step": self.step})
+
+
+def _long_enough(data: PreparedSet, min_tokens: int) -> list[int]:
+    """Indices of `data`'s examples whose prepared context holds at least `min_tokens` tokens
+    (all of them, unprepared, when `min_tokens` is 0)."""
+    if min_tokens <= 0:
+        return list(range(len(data)))
+    return [i for i in range(len(data)) if len(data[i].context_ids) >= min_tokens]
+
+
+def _defaults(cls: type) -> dict[str, object]:
+    """The default value of each field of dataclass `cls` that has one."""
+    return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
 
 
 def _differing(saved: Mapping[str, object], ours: Mapping[str, object]) -> str:

@@ -57,6 +57,13 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         "zero at init, adds to it)",
     )
     p.add_argument("--max-context-tokens", type=positive_int, default=384, help="context tokens per example")
+    p.add_argument(
+        "--min-context-tokens",
+        type=int,
+        default=0,
+        help="leave out examples (training and held-out) whose context, cut to --max-context-tokens, "
+        "is shorter: long-context training",
+    )
     p.add_argument("--max-answer-tokens", type=positive_int, default=48, help="answer tokens per example")
 
 
@@ -194,6 +201,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         warmup_steps=args.warmup_steps,
         decay_steps=args.decay_steps,
         max_context_tokens=args.max_context_tokens,
+        min_context_tokens=args.min_context_tokens,
         max_answer_tokens=args.max_answer_tokens,
         eval_every=args.eval_every,
         eval_examples=args.eval_examples,

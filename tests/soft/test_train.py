@@ -171,6 +171,37 @@ def test_resume_refuses_an_encoder_that_computes_differently(tmp_path, tokenizer
     assert [r["step"] for r in _steps(tmp_path / "train.log")] == [1, 2]
 
 
+def test_long_context_training_reads_only_long_enough_examples(tmp_path, tokenizer):
+    layout = ChatLayout.from_tokenizer(tokenizer)
+    cut = sorted(len(prepare(e, tokenizer, layout, 20, 384, 48).context_ids) for e in EXAMPLES)
+    assert cut[0] < cut[1]  # the shortest example is shorter than the other two
+    config = _config(tmp_path, steps=1, batch_size=1, eval_every=100, min_context_tokens=cut[1])
+    trainer = SoftTrainer(_encoder(tokenizer), tokenizer, EXAMPLES, EXAMPLES, config)
+    lengths = [len(trainer.data[i].context_ids) for i in trainer.order]
+    assert len(lengths) == sum(n >= cut[1] for n in cut) and min(lengths) >= cut[1]
+    assert trainer.heldout and all(len(item.context_ids) >= cut[1] for item in trainer.heldout)
+    trainer.run(progress=False)
+    # resuming with another threshold would read other batches; a checkpoint written before the
+    # option existed held 0
+    with pytest.raises(ValueError, match=f"min_context_tokens={cut[1]}"):
+        train(_encoder(tokenizer), tokenizer, EXAMPLES, EXAMPLES, _config(tmp_path, steps=2, batch_size=1))
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    del state["config"]["min_context_tokens"]
+    torch.save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match="min_context_tokens=0"):
+        train(_encoder(tokenizer), tokenizer, EXAMPLES, EXAMPLES, config)
+    with pytest.raises(ValueError, match="no training example"):
+        SoftTrainer(
+            _encoder(tokenizer),
+            tokenizer,
+            EXAMPLES,
+            EXAMPLES,
+            _config(tmp_path / "x", min_context_tokens=384),
+        )
+    with pytest.raises(ValueError, match="min_context_tokens"):
+        _config(tmp_path, min_context_tokens=385)
+
+
 def test_a_run_can_start_from_saved_weights(tmp_path, tokenizer):
     first = _encoder(tokenizer)
     train(first, tokenizer, EXAMPLES, EXAMPLES[:1], _config(tmp_path / "a", steps=2, lr=3e-3), progress=False)
