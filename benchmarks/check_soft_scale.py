@@ -4,6 +4,10 @@ does the frozen decoder care? For each weights folder (``shipped``: the packaged
 - the RMS of its concept embeddings on held-out QMSum segments over the RMS of the token-embedding
   table (the projection is calibrated to 1.0 before training);
 - the projection's diagonal (it starts as a scaled identity) against its off-diagonal row norm;
+- how alike the concept embeddings are, next to the tokens they stand for: the mean cosine between
+  two of them, and the share of their norm that one shared vector (their mean) accounts for. Many
+  near-identical vectors in a row give the decoder's attention little to tell apart, which matters
+  more the more of them it reads (a long document);
 - the held-out answer NLL (nats/token; train-soft's evaluation) of the decoder reading the concept
   embeddings as they are and each one rescaled to the token-embedding RMS, next to reading no context.
 
@@ -51,6 +55,17 @@ def rms(t: torch.Tensor) -> float:
     return t.float().pow(2).mean().sqrt().item()
 
 
+def alike(x: torch.Tensor) -> tuple[float, float]:
+    """(mean cosine between two different rows, norm of the mean row / mean row norm)."""
+    x = x.float()
+    norms = x.norm(dim=-1)
+    unit = x / norms.clamp_min(1e-8)[:, None]
+    n = len(x)
+    total = unit.sum(dim=0)
+    mean_cos = (total.dot(total) - n) / (n * (n - 1))  # sum over pairs i != j without the n x n matrix
+    return mean_cos.item(), (x.mean(dim=0).norm() / norms.mean()).item()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("weights", nargs="+", help="soft weights folders, or 'shipped'")
@@ -74,7 +89,9 @@ def main() -> None:
         token_rms = rms(encoder.embedding_table)
         with torch.no_grad():
             segments = [seg for item in items for seg in item.segments]
-            concept_rms = rms(torch.cat(encoder.encode(segments)))
+            concepts = torch.cat(encoder.encode(segments))
+            concept_rms = rms(concepts)
+            tokens = encoder.embed_tokens([t for seg in segments for t in seg])
             weight = encoder.proj.weight.float()
             diag = torch.diagonal(weight)
             off_row = (weight - torch.diag(diag)).norm(dim=1).mean().item()
@@ -85,6 +102,11 @@ def main() -> None:
         )
         print(
             f"  concept RMS {concept_rms:.4f} = {concept_rms / token_rms:.1f}x the token-embedding RMS {token_rms:.4f}"
+        )
+        (c_cos, c_shared), (t_cos, t_shared) = alike(concepts), alike(tokens)
+        print(
+            f"  alike: mean cosine {c_cos:.3f}, shared vector {c_shared:.2f} of the norm "
+            f"(their tokens: {t_cos:.3f}, {t_shared:.2f})"
         )
         print(f"  projection: diagonal mean {diag.mean().item():.4f}, off-diagonal row norm {off_row:.4f}")
         print(
