@@ -173,6 +173,13 @@ class SoftTrainer:
                 f"no training example has a context of {config.min_context_tokens} tokens or more "
                 f"(within max_context_tokens={config.max_context_tokens})"
             )
+        if not self.heldout:
+            raise ValueError(
+                "no held-out examples"
+                if not heldout_examples
+                else f"no held-out example has a context of {config.min_context_tokens} tokens or more "
+                f"(within max_context_tokens={config.max_context_tokens}); lower --min-context-tokens"
+            )
         self.meter = Throughput()
 
     @property

@@ -198,6 +198,15 @@ def test_long_context_training_reads_only_long_enough_examples(tmp_path, tokeniz
             EXAMPLES,
             _config(tmp_path / "x", min_context_tokens=384),
         )
+    long_only = [e for e in EXAMPLES if len(prepare(e, tokenizer, layout, 20, 384, 48).context_ids) >= cut[1]]
+    with pytest.raises(ValueError, match="no held-out example"):
+        SoftTrainer(
+            _encoder(tokenizer),
+            tokenizer,
+            long_only,
+            EXAMPLES[2:],
+            _config(tmp_path / "y", min_context_tokens=cut[1]),
+        )
     with pytest.raises(ValueError, match="min_context_tokens"):
         _config(tmp_path, min_context_tokens=385)
 
