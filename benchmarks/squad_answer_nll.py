@@ -4,11 +4,11 @@ answers on squad_longdoc? A less noisy companion to QA F1 for telling checkpoint
 QA F1 on 36 questions moves by whole questions: two checkpoints a few points apart are mostly the
 same answers plus one or two that flip (95 % intervals ~±6 points). The teacher-forced NLL of the
 gold answer (nats per answer token, right after the assistant turn opens; the lowest over SQuAD's
-gold spellings) gives every question a continuous score. For each weights folder the script prints the mean answer NLL of
-the decoder reading the prompt as `promptpress eval run --methods soft:W` builds it (the context as
-concept embeddings, instruction and question as tokens), and how far below reading no context it is
-(the prompt with an empty context), with a 95 % bootstrap interval over contexts; next to it the
-same decoder reading every token (`soft_tokens`), computed once.
+gold spellings) gives every question a continuous score. For each weights folder the script prints
+the mean answer NLL of the decoder reading the prompt as `promptpress eval run --methods soft:W`
+builds it (the context as concept embeddings, instruction and question as tokens), and how far below
+reading no context it is (the prompt with an empty context), with a 95 % bootstrap interval over
+contexts; next to it the same decoder reading every token (`soft_tokens`), computed once.
 
     promptpress eval build-squad --out runs/squad-1x6 --questions-per-context 6 --contexts-per-article 1
     python benchmarks/squad_answer_nll.py --data runs/squad-1x6 --limit 36 shipped runs/untrained-merge
