@@ -115,13 +115,25 @@ def iter_samples(path: str | Path, dataset: str | None = None) -> Iterator[Sampl
 
 
 def load_dataset(
-    data_dir: str | Path, dataset: str, *, limit: int | None = None, shuffle_seed: int | None = None
+    data_dir: str | Path,
+    dataset: str,
+    *,
+    limit: int | None = None,
+    shuffle_seed: int | None = None,
+    offset: int = 0,
 ) -> list[Sample]:
     """Samples of `dataset` from `data_dir`: all, or `limit` of them (the first ones in file order, or
-    a seeded random subset kept in file order when `shuffle_seed` is given)."""
-    samples = list(iter_samples(dataset_path(data_dir, dataset), dataset))
+    a seeded random subset kept in file order when `shuffle_seed` is given). `offset` leaves out the
+    first samples in file order before the rest is chosen: ``offset=36, limit=36`` reads samples
+    37-72 (a second, disjoint set of questions to confirm a figure measured on the first 36)."""
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+    samples = list(iter_samples(dataset_path(data_dir, dataset), dataset))
+    if offset >= len(samples) and offset:
+        raise DatasetError(f"{dataset} holds {len(samples)} samples: offset {offset} leaves none")
+    samples = samples[offset:]
     if limit is not None and limit < len(samples):
         if shuffle_seed is None:
             return samples[:limit]

@@ -158,6 +158,12 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "–" if value is None else f"{value:{spec}}{suffix}"
 
 
+def _offset(config: dict[str, Any]) -> str:
+    """The report's words for a run that left out its first samples (older runs have no offset)."""
+    offset = config.get("offset", 0)
+    return f" after the first {offset}" if offset else ""
+
+
 def render_markdown(cells: Sequence[Cell], info: dict[str, Any] | None = None, errors: int = 0) -> str:
     lines = ["# Evaluation report", ""]
     if info:
@@ -170,7 +176,8 @@ def render_markdown(cells: Sequence[Cell], info: dict[str, Any] | None = None, e
         if len(commands) <= 1:  # with several commands, each names its own methods, rates and limits
             lines += [
                 f"- methods: {', '.join(last['methods'])}; rates: {', '.join(str(r) for r in last['config']['rates'])}",
-                f"- sample limit: {last['config']['limit'] or 'all'}; seed: {last['config']['seed']}",
+                f"- sample limit: {last['config']['limit'] or 'all'}{_offset(last['config'])}; "
+                f"seed: {last['config']['seed']}",
             ]
     if errors:
         lines.append(f"- {errors} sample(s) failed and are left out (rerun the same command to retry them)")

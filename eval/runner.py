@@ -45,6 +45,7 @@ class RunConfig:
     data_dirs: Sequence[Path] = ()
     limit: int | Mapping[str, int] | None = None  # samples per dataset: one number, or per dataset name
     shuffle_seed: int | None = None  # with `limit`: a seeded random subset instead of the first ones
+    offset: int = 0  # samples per dataset left out first (file order), before `limit`
     concurrency: int = 1
     max_length: int | None = None  # reader tokens of the whole prompt (middle truncation); None: no cut
     context_window: int | None = None  # the reader's context size: max_length = window - new tokens - margin
@@ -59,6 +60,8 @@ class RunConfig:
                 raise ValueError(f"rates must be in (0, 1], got {rate}")
         if self.concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+        if self.offset < 0:
+            raise ValueError(f"offset must be >= 0, got {self.offset}")
         return self
 
     def limit_for(self, dataset: str) -> int | None:
@@ -257,6 +260,7 @@ class Runner:
                 dataset,
                 limit=self.config.limit_for(dataset),
                 shuffle_seed=self.config.shuffle_seed,
+                offset=self.config.offset,
             )
             pairs = plan_pairs(self.methods, self.config.rates)
             for group in _context_groups(samples):

@@ -57,6 +57,16 @@ def _limit(text: str) -> int | dict[str, int]:
         raise argparse.ArgumentTypeError(f"--limit takes N or name=N,name=N; got {text!r}") from None
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 def _add_run(sub: Any) -> None:
     p = sub.add_parser(
         "run",
@@ -87,6 +97,9 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--limit", type=_limit, default=None,
                    help="samples per dataset: N, or per dataset e.g. multi_news=50,squad_longdoc=120")  # fmt: skip
     p.add_argument("--shuffle-seed", type=int, default=None, help="with --limit: a seeded random subset")
+    p.add_argument("--offset", type=_non_negative, default=0,
+                   help="leave out the first N samples of each dataset (file order) before --limit: "
+                        "--offset 36 --limit 36 scores samples 37-72")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the random-drop baseline")
     p.add_argument(
         "--base-url", default=None, help="OpenAI-compatible base URL (ends in /v1); default: local"
@@ -309,6 +322,7 @@ def _run_config(args: argparse.Namespace, context_window: int | None) -> RunConf
         data_dirs=args.data,
         limit=args.limit,
         shuffle_seed=args.shuffle_seed,
+        offset=args.offset,
         concurrency=args.concurrency,
         max_length=args.max_length,
         context_window=context_window,

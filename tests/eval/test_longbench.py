@@ -23,6 +23,18 @@ def test_multi_news_loads_in_schema(longbench_dir: Path) -> None:
     assert subset != samples[:5] and all(s in samples for s in subset)
 
 
+def test_offset_leaves_out_the_first_samples(longbench_dir: Path) -> None:
+    samples = lb.load_dataset(longbench_dir, "multi_news")
+    assert lb.load_dataset(longbench_dir, "multi_news", offset=3, limit=4) == samples[3:7]
+    assert lb.load_dataset(longbench_dir, "multi_news", offset=198) == samples[198:]
+    seeded = lb.load_dataset(longbench_dir, "multi_news", offset=100, limit=5, shuffle_seed=1)
+    assert len(seeded) == 5 and all(s in samples[100:] for s in seeded)
+    with pytest.raises(lb.DatasetError, match="holds 200 samples: offset 200 leaves none"):
+        lb.load_dataset(longbench_dir, "multi_news", offset=200)
+    with pytest.raises(ValueError, match="offset must be >= 0"):
+        lb.load_dataset(longbench_dir, "multi_news", offset=-1)
+
+
 def test_prompt_and_middle_truncation(longbench_dir: Path) -> None:
     sample = lb.load_dataset(longbench_dir, "multi_news", limit=1)[0]
     tok = lb.TiktokenTokenizer()

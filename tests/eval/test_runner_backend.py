@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from promptpress.eval.longbench import Prompt
+from promptpress.eval.longbench import Prompt, load_dataset
 from promptpress.eval.methods import parse_methods
 from promptpress.eval.reader import Generation, OpenAIReader
 from promptpress.eval.runner import RESULTS, RunConfig, Runner, read_results, row_key
@@ -38,10 +38,13 @@ def test_cli_run_and_report_end_to_end(backend, longbench_dir: Path, tmp_path: P
         str(longbench_dir),
     ]
     args += ["--datasets", "multi_news", "--methods", "none,truncate", "--rates", "1,0.03", "--limit", "3"]
+    args += ["--offset", "2"]  # samples 3-5 of the file
     args += ["--max-length", "192", "--max-new-tokens", "8", "--prompt-cache", "off", "--out", str(out)]
     assert main([*args, "--no-progress", "--report"]) == 0
     rows = list(read_results(out / RESULTS))
     assert len(rows) == 6 and len({row_key(r) for r in rows}) == 6
+    expected = [s.id for s in load_dataset(longbench_dir, "multi_news")[2:5]]
+    assert sorted({str(r["_id"]) for r in rows}) == sorted(expected)
     for row in rows:
         assert not row.get("error") and isinstance(row["prediction"], str)
         assert 0.0 <= row["score"] <= 1.0 and row["generation_ms"] > 0 and row["ttft_ms"] is not None
@@ -57,6 +60,7 @@ def test_cli_run_and_report_end_to_end(backend, longbench_dir: Path, tmp_path: P
     info = json.loads((out / "run.json").read_text())["invocations"][-1]
     assert info["truncation_tokenizer"].startswith("llama.cpp:")
     report = (out / "report.md").read_text()
+    assert "- sample limit: 3 after the first 2; seed: 0" in report
     mean = 100 * sum(r["score"] for r in trunc) / 3
     assert f"| truncate | 0.03 | 3 | {mean:.2f} |" in report
     assert (out / "score_vs_ratio.png").stat().st_size > 10_000 and (
