@@ -12,12 +12,14 @@ contexts; next to it the same decoder reading every token (`soft_tokens`), compu
 
     promptpress eval build-squad --out runs/squad-1x6 --questions-per-context 6 --contexts-per-article 1
     python benchmarks/squad_answer_nll.py --data runs/squad-1x6 --limit 36 shipped runs/untrained-merge
+    python benchmarks/squad_answer_nll.py --data runs/squad-1x6 --offset 36 --limit 36 shipped  # q37-72
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import statistics
 import time
 from pathlib import Path
@@ -69,12 +71,14 @@ def main() -> None:
     p.add_argument("weights", nargs="+", help="soft weights folders, or 'shipped'")
     p.add_argument("--data", default="runs/squad-1x6", help="folder holding squad_longdoc.jsonl")
     p.add_argument("--limit", type=int, default=36, help="the first N questions")
+    p.add_argument("--offset", type=int, default=0, help="after leaving out the first K (file order)")
     p.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-tokens", action="store_true", help="skip the all-tokens reference (slowest)")
+    p.add_argument("--dump", type=Path, default=None, help="append per-question NLLs here (JSON lines)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    samples = load_dataset(Path(args.data), "squad_longdoc", limit=args.limit)
+    samples = load_dataset(Path(args.data), "squad_longdoc", limit=args.limit, offset=args.offset)
     contexts = [str(s.extra.get("context_id", s.context[:200])) for s in samples]
     floor: list[float] = []
     for spec in args.weights:
@@ -92,6 +96,11 @@ def main() -> None:
                 print(summary("every token (soft_tokens)", tokens, floor, contexts))
         nll = [answer_nll(soft, SoftReader(soft), s) for s in samples]
         print(summary(spec, nll, floor, contexts) + f" ({time.perf_counter() - start:.0f} s)", flush=True)
+        if args.dump:
+            with args.dump.open("a", encoding="utf-8") as fh:
+                for sample, n, f, c in zip(samples, nll, floor, contexts, strict=True):
+                    row = {"weights": spec, "id": sample.id, "context": c, "nll": n, "no_context": f}
+                    fh.write(json.dumps({**row, "precision": args.precision}) + "\n")
 
 
 if __name__ == "__main__":

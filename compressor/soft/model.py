@@ -226,8 +226,10 @@ class ConceptEncoder(nn.Module):
         return {n: p.detach().cpu().contiguous() for n, p in self.named_parameters() if p.requires_grad}
 
     def fingerprint(self) -> str:
-        """A short hash of config, decoder and trained weights (part of every cache key)."""
+        """A short hash of config, decoder and trained weights (part of every cache key). The
+        provenance text (`SoftConfig.extra`) is left out: rewording it must not turn caches cold."""
         config = asdict(self.config)
+        del config["extra"]
         for option in ("concept_norm", "merge_tokens"):
             if not config[option]:  # weights trained before the option existed keep their fingerprint
                 del config[option]

@@ -142,6 +142,18 @@ def test_fingerprint_of_weights_saved_before_concept_norm_existed_is_unchanged(t
         assert other.fingerprint() != encoder.fingerprint()
 
 
+def test_fingerprint_ignores_provenance_text(tokenizer, tmp_path):
+    encoder = ConceptEncoder(make_tiny_decoder(tokenizer), SoftConfig(lora_r=4))
+    with torch.no_grad():
+        encoder.proj.weight.add_(0.01)
+    encoder.save(tmp_path / "a", extra={"status": "first wording"})
+    encoder.save(tmp_path / "b", extra={"status": "second wording", "step": "60"})
+    a = ConceptEncoder.load(tmp_path / "a", make_tiny_decoder(tokenizer))
+    b = ConceptEncoder.load(tmp_path / "b", make_tiny_decoder(tokenizer))
+    assert a.config.extra != b.config.extra
+    assert a.fingerprint() == b.fingerprint() == encoder.fingerprint()
+
+
 @pytest.mark.parametrize("mode", ["bf16", "int8"])
 def test_precision_modes_still_encode_and_read(tiny_decoder, segments, mode):
     encoder = apply_precision(ConceptEncoder(tiny_decoder).eval(), mode)
