@@ -8,7 +8,8 @@ gold spellings) gives every question a continuous score. For each weights folder
 the mean answer NLL of the decoder reading the prompt as `promptpress eval run --methods soft:W`
 builds it (the context as concept embeddings, instruction and question as tokens), and how far below
 reading no context it is (the prompt with an empty context), with a 95 % bootstrap interval over
-contexts; next to it the same decoder reading every token (`soft_tokens`), computed once.
+contexts; next to it the same decoder reading every token (`soft_tokens`), computed once. With
+several weights, each one after the first also gets its paired difference from the first.
 
     promptpress eval build-squad --out runs/squad-1x6 --questions-per-context 6 --contexts-per-article 1
     python benchmarks/squad_answer_nll.py --data runs/squad-1x6 --limit 36 shipped runs/untrained-merge
@@ -81,6 +82,7 @@ def main() -> None:
     samples = load_dataset(Path(args.data), "squad_longdoc", limit=args.limit, offset=args.offset)
     contexts = [str(s.extra.get("context_id", s.context[:200])) for s in samples]
     floor: list[float] = []
+    first: list[float] = []
     for spec in args.weights:
         start = time.perf_counter()
         weights = None if spec == "shipped" else spec
@@ -96,6 +98,12 @@ def main() -> None:
                 print(summary("every token (soft_tokens)", tokens, floor, contexts))
         nll = [answer_nll(soft, SoftReader(soft), s) for s in samples]
         print(summary(spec, nll, floor, contexts) + f" ({time.perf_counter() - start:.0f} s)", flush=True)
+        if first:  # paired: the same questions, so the difference has a tighter interval than either
+            gain = [a - b for a, b in zip(first, nll, strict=True)]
+            low, high = bootstrap_ci(gain, clusters=contexts)
+            print(f"  {spec} below {args.weights[0]}: {statistics.fmean(gain):.3f} [{low:.3f}, {high:.3f}]")
+        else:
+            first = nll
         if args.dump:
             with args.dump.open("a", encoding="utf-8") as fh:
                 for sample, n, f, c in zip(samples, nll, floor, contexts, strict=True):
