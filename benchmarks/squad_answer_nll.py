@@ -108,7 +108,8 @@ def main() -> None:
             with args.dump.open("a", encoding="utf-8") as fh:
                 for sample, n, f, c in zip(samples, nll, floor, contexts, strict=True):
                     row = {"weights": spec, "id": sample.id, "context": c, "nll": n, "no_context": f}
-                    fh.write(json.dumps({**row, "precision": args.precision}) + "\n")
+                    row["precision"] = args.precision
+                    fh.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

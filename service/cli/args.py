@@ -31,6 +31,17 @@ def positive_int(value: str) -> int:
     return number
 
 
+def non_negative_int(value: str) -> int:
+    """argparse type: a whole number >= 0."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return number
+
+
 def unescape(text: str) -> str:
     """Backslash escapes typed on a command line ("\\n") become the character; the rest stays as typed."""
     return text.encode("latin-1", "backslashreplace").decode("unicode_escape") if "\\" in text else text

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from promptpress.compressor.extras import require
 
+from .args import non_negative_int
+
 if TYPE_CHECKING:
     from promptpress.eval.methods import Method
     from promptpress.eval.runner import RunConfig
@@ -57,16 +59,6 @@ def _limit(text: str) -> int | dict[str, int]:
         raise argparse.ArgumentTypeError(f"--limit takes N or name=N,name=N; got {text!r}") from None
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
 def _add_run(sub: Any) -> None:
     p = sub.add_parser(
         "run",
@@ -97,7 +89,7 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--limit", type=_limit, default=None,
                    help="samples per dataset: N, or per dataset e.g. multi_news=50,squad_longdoc=120")  # fmt: skip
     p.add_argument("--shuffle-seed", type=int, default=None, help="with --limit: a seeded random subset")
-    p.add_argument("--offset", type=_non_negative, default=0,
+    p.add_argument("--offset", type=non_negative_int, default=0,
                    help="leave out the first N samples of each dataset (file order) before --limit: "
                         "--offset 36 --limit 36 scores samples 37-72")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the random-drop baseline")

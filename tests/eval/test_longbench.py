@@ -35,6 +35,21 @@ def test_offset_leaves_out_the_first_samples(longbench_dir: Path) -> None:
         lb.load_dataset(longbench_dir, "multi_news", offset=-1)
 
 
+@pytest.mark.parametrize("value", ["-1", "x", "1.5"])
+def test_cli_rejects_an_offset_that_is_not_a_whole_number(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from promptpress.service.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", "run", "--datasets", "multi_news", "--out", "unused", "--offset", value])
+    assert exit_.value.code == 2
+    assert (
+        f"argument --offset: expected a whole number >= 0, got {value if value == '-1' else repr(value)}"
+        in (capsys.readouterr().err)
+    )
+
+
 def test_prompt_and_middle_truncation(longbench_dir: Path) -> None:
     sample = lb.load_dataset(longbench_dir, "multi_news", limit=1)[0]
     tok = lb.TiktokenTokenizer()
